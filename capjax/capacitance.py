@@ -89,7 +89,9 @@ def _validate(layers: Sequence[DenseLayer], x: jax.Array, interaction: str) -> l
             f"a batch of {batch} example: beta_eff averages error products over examples, "
             "so pass a batch of at least 2 (64 or more is typical)"
         )
-    check_finite("features x", x, "the backbone produced NaN/inf features: check its weights and inputs")
+    check_finite(
+        "features x", x, "the backbone produced NaN/inf features: check its weights and inputs"
+    )
     return list(layers)
 
 

@@ -67,7 +67,9 @@ def forward(
     return inputs, pres
 
 
-def stack_apply(layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu) -> jax.Array:
+def stack_apply(
+    layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu
+) -> jax.Array:
     """Output ``a_L`` of the stack, shape ``(batch, d_L)``; the activation follows every layer."""
     _, pres = forward(layers, x, activation)
     return activation(pres[-1])
@@ -95,7 +97,10 @@ def velocity(
 
 
 def errors(
-    layers: Sequence[DenseLayer], x: jax.Array, loss_fn: LossFn, activation: Activation = jax.nn.relu
+    layers: Sequence[DenseLayer],
+    x: jax.Array,
+    loss_fn: LossFn,
+    activation: Activation = jax.nn.relu,
 ) -> tuple[list[jax.Array], list[jax.Array], list[jax.Array]]:
     """Layer inputs ``a_l``, pre-activations ``z_l`` and back-propagated errors ``delta_l``.
 
@@ -190,16 +195,22 @@ def coupling_dense(
         for h in range(d_h):
             for i in range(d_i):
                 for j in range(d_j):
-                    value = lr * jnp.abs(jnp.sum(inputs[l][:, h] * gate[:, i] * deltas[l + 1][:, j]))
+                    value = lr * jnp.abs(
+                        jnp.sum(inputs[l][:, h] * gate[:, i] * deltas[l + 1][:, j])
+                    )
                     a = offsets[l] + h * d_i + i
                     b = offsets[l + 1] + i * d_j + j
                     P = P.at[a, b].set(value).at[b, a].set(value)
     return P
 
 
-def _loss_of_flat(layers: Sequence[DenseLayer], x: jax.Array, loss_fn: LossFn, activation: Activation):
+def _loss_of_flat(
+    layers: Sequence[DenseLayer], x: jax.Array, loss_fn: LossFn, activation: Activation
+):
     def f(flat):
-        return loss_fn(stack_apply(_with_kernels(layers, unflatten_kernels(flat, layers)), x, activation))
+        return loss_fn(
+            stack_apply(_with_kernels(layers, unflatten_kernels(flat, layers)), x, activation)
+        )
 
     return f
 

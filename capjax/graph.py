@@ -75,7 +75,9 @@ def as_dense_stack(params: Any) -> list[dict]:
     _collect_dense(tree, layers)
     for layer in layers:
         if layer["bias"] is None:
-            layer["bias"] = jnp.zeros(jnp.shape(layer["kernel"])[-1:], jnp.asarray(layer["kernel"]).dtype)
+            layer["bias"] = jnp.zeros(
+                jnp.shape(layer["kernel"])[-1:], jnp.asarray(layer["kernel"]).dtype
+            )
     return layers
 
 
@@ -117,12 +119,16 @@ def check_stack(layers: Sequence[DenseLayer], *, values: bool = True) -> None:
                     "outputs; the layers must be given in forward order and chain"
                 )
     if values:
-        check_finite("weights", [dict(layer) for layer in layers], "the network's weights have diverged")
+        check_finite(
+            "weights", [dict(layer) for layer in layers], "the network's weights have diverged"
+        )
 
 
 def layer_sizes(layers: Sequence[DenseLayer]) -> list[int]:
     """Neurons per layer, input first: ``[d_0, d_1, ..., d_L]``."""
-    return [int(jnp.shape(layers[0]["kernel"])[0])] + [int(jnp.shape(l["kernel"])[1]) for l in layers]
+    return [int(jnp.shape(layers[0]["kernel"])[0])] + [
+        int(jnp.shape(l["kernel"])[1]) for l in layers
+    ]
 
 
 def n_weights(layers: Sequence[DenseLayer]) -> int:
@@ -152,7 +158,9 @@ def neuron_adjacency(layers: Sequence[DenseLayer]) -> np.ndarray:
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     adj = np.zeros((offsets[-1], offsets[-1]))
     for l, layer in enumerate(layers):
-        adj[offsets[l] : offsets[l + 1], offsets[l + 1] : offsets[l + 2]] = np.asarray(layer["kernel"])
+        adj[offsets[l] : offsets[l + 1], offsets[l + 1] : offsets[l + 2]] = np.asarray(
+            layer["kernel"]
+        )
     return adj
 
 

@@ -54,7 +54,9 @@ def init_probe(
     ]
 
 
-def apply_probe(layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu) -> jax.Array:
+def apply_probe(
+    layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu
+) -> jax.Array:
     """Probe output ``(batch, widths[-1])``; the activation follows every layer."""
     return stack_apply(layers, x, activation)
 
@@ -145,4 +147,3 @@ def beta_eff_every(
         lambda: beta_eff(layers, x, loss_fn, **kwargs).astype(out_dtype),
         lambda: jnp.full((), jnp.nan, out_dtype),
     )
-
