@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from capjax.validation import CapjaxInputError, check_finite
 
@@ -30,55 +31,70 @@ DenseLayer = Mapping[str, jax.Array]
 """``{"kernel": (d_in, d_out), "bias": (d_out,)}``."""
 
 
-def _natural_key(name: Any) -> tuple:
-    """Sort ``Dense_10`` after ``Dense_9`` and integer keys numerically."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name)))
+def _natural_key(key: str) -> tuple:
+    parts = re.split(r"(\d+)", key)
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
-def _collect_dense(tree: Any, out: list[dict]) -> None:
+def _ordered_items(tree: Mapping) -> list:
+    keys = list(tree)
+    # jax.tree.map and optax rebuild dicts with lexicographically sorted keys, which puts
+    # Linen's "Dense_10" before "Dense_2"; a str-keyed dict already in that order is read
+    # in natural order instead. Any other dict keeps its order of appearance.
+    if all(isinstance(k, str) for k in keys) and keys == sorted(keys):
+        keys = sorted(keys, key=_natural_key)
+    return [(k, tree[k]) for k in keys]
+
+
+def _collect(tree: Any, out: list[dict]) -> None:
     if isinstance(tree, Mapping):
         if "kernel" in tree:
             out.append({"kernel": tree["kernel"], "bias": tree.get("bias")})
             return
-        for key in sorted(tree, key=_natural_key):
-            _collect_dense(tree[key], out)
-    elif isinstance(tree, (list, tuple)):
-        for item in tree:
-            _collect_dense(item, out)
+        for _, child in _ordered_items(tree):
+            _collect(child, out)
+    elif isinstance(tree, Sequence) and not isinstance(tree, str):
+        for child in tree:
+            _collect(child, out)
 
 
-def as_dense_stack(params: Any) -> list[dict]:
-    """Read a dense stack from the parameter container the user has.
+def as_layer_stack(params: Any) -> list[dict]:
+    """Ordered ``[{"kernel", "bias"}, ...]`` of every kernel-bearing layer in ``params``.
 
-    Accepts a sequence of ``{"kernel", "bias"}`` dicts, a Flax Linen variable dict
-    (``{"params": {"Dense_0": ..., "Dense_1": ...}}``), a Flax NNX module or ``nnx.State``.
-    Layers are taken in natural order of their names (``Dense_2`` before ``Dense_10``),
-    which is creation order for Linen's auto-names and list order for NNX.
+    Accepts a sequence of layer dicts, a Flax Linen variable dict (``{"params": ...}``;
+    other collections such as ``batch_stats`` are ignored), a Flax NNX module or
+    ``nnx.State``, or a nested dict of those. Layers appear in the order the dicts list
+    them (natural order for Linen's ``Dense_0 .. Dense_11`` even after a ``jax.tree.map``
+    re-sorted the keys). Kernels are dense ``(d_in, d_out)`` or conv
+    ``(kh, kw, c_in, c_out)``; a missing bias becomes zeros ``(d_out,)`` (biases are not
+    edges and only enter the forward pass). Layers without a kernel (norms) are skipped.
 
-    Returns:
-      list of ``{"kernel": (d_in, d_out), "bias": (d_out,)}`` dicts; a missing bias is
-      filled with zeros (biases are not edges and only enter the forward pass).
+    Raises:
+      CapjaxInputError: when no layer with a ``"kernel"`` is found.
     """
     tree = params
-    try:
-        from flax import nnx
-
-        if isinstance(tree, nnx.Module):
-            tree = nnx.state(tree, nnx.Param)
-        if isinstance(tree, nnx.State):
-            tree = tree.to_pure_dict()
-    except ImportError:  # pragma: no cover - flax is a dependency
-        pass
+    if isinstance(tree, nnx.Module):
+        tree = nnx.state(tree, nnx.Param)
+    if isinstance(tree, nnx.State):
+        tree = nnx.to_pure_dict(tree)
     if isinstance(tree, Mapping) and "params" in tree and "kernel" not in tree:
         tree = tree["params"]
-    layers: list[dict] = []
-    _collect_dense(tree, layers)
-    for layer in layers:
+    stack: list[dict] = []
+    _collect(tree, stack)
+    if not stack:
+        raise CapjaxInputError(
+            "found no layer with a 'kernel' in the parameters; pass a Flax params dict, an NNX "
+            "module or a list of {'kernel': ..., 'bias': ...} dicts in forward order"
+        )
+    for layer in stack:
         if layer["bias"] is None:
-            layer["bias"] = jnp.zeros(
-                jnp.shape(layer["kernel"])[-1:], jnp.asarray(layer["kernel"]).dtype
-            )
-    return layers
+            kernel = jnp.asarray(layer["kernel"])
+            layer["bias"] = jnp.zeros(kernel.shape[-1:], kernel.dtype)
+    return stack
+
+
+as_dense_stack = as_layer_stack
+"""A dense stack is a layer stack whose kernels are all 2-D; :func:`check_stack` checks that."""
 
 
 def check_stack(layers: Sequence[DenseLayer], *, values: bool = True) -> None:
