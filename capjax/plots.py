@@ -1,0 +1,134 @@
+"""PNG figures people would rather look at than read: trajectories, predictions with intervals.
+
+Every function takes plain arrays, writes one PNG with matplotlib's non-interactive Agg
+backend (so it works on headless machines and in CI), and returns the path written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_trajectories(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    ylabel: str = "beta_eff",
+    title: str = "beta_eff during fine-tuning",
+    highlight: Sequence[str] = (),
+    logy: bool = False,
+) -> Path:
+    """One line per candidate: ``curves[name] = (epochs, values)``; ``highlight`` drawn bold."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    cmap = plt.get_cmap("viridis")
+    for k, (name, (x, y)) in enumerate(curves.items()):
+        bold = name in highlight
+        ax.plot(
+            x,
+            y,
+            "-o" if bold else "-",
+            lw=2.2 if bold else 0.9,
+            ms=3,
+            alpha=1.0 if bold else 0.55,
+            color="C3" if bold else cmap(k / max(len(curves) - 1, 1)),
+            label=name if bold or len(curves) <= 10 else None,
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_predictions(
+    names: Sequence[str],
+    mean: Sequence[float],
+    lower: Sequence[float],
+    upper: Sequence[float],
+    path: str | Path,
+    *,
+    truth: Sequence[float] | None = None,
+    level: float = 0.9,
+    title: str = "predicted final accuracy",
+) -> Path:
+    """Candidates sorted by predicted mean, with their ``level`` intervals (and truth if known)."""
+    mean, lower, upper = (np.asarray(a, float) for a in (mean, lower, upper))
+    order = np.argsort(-np.where(np.isfinite(mean), mean, -np.inf))
+    y = np.arange(len(order))
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(order) + 1.6))
+    err = np.stack([mean[order] - lower[order], upper[order] - mean[order]])
+    ax.errorbar(mean[order], y, xerr=err, fmt="o", color="C0", ms=4, capsize=2, label=f"predicted ({level:.0%} interval)")
+    if truth is not None:
+        ax.plot(np.asarray(truth, float)[order], y, "x", color="C3", ms=6, label="true final")
+    ax.set_yticks(y, [names[i] for i in order], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("final accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower left")
+    return _save(fig, path)
+
+
+def plot_predicted_vs_true(
+    predicted: Sequence[float],
+    true: Sequence[float],
+    path: str | Path,
+    *,
+    lower: Sequence[float] | None = None,
+    upper: Sequence[float] | None = None,
+    title: str = "predicted vs true final accuracy",
+) -> Path:
+    """Scatter of predicted against true final accuracy, with interval bars when given."""
+    p, t = np.asarray(predicted, float), np.asarray(true, float)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    if lower is not None and upper is not None:
+        err = np.stack([p - np.asarray(lower, float), np.asarray(upper, float) - p])
+        ax.errorbar(t, p, yerr=err, fmt="o", ms=3, alpha=0.7, capsize=1.5)
+    else:
+        ax.plot(t, p, "o", ms=3, alpha=0.7)
+    finite = np.concatenate([p[np.isfinite(p)], t[np.isfinite(t)]])
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    ax.plot([lo, hi], [lo, hi], "--", color="gray", lw=0.8)
+    ax.set_xlabel("true final accuracy")
+    ax.set_ylabel("predicted")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_score_vs_budget(
+    scores: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    ylabel: str = "Kendall tau (test split)",
+    title: str = "ranking quality vs budget",
+) -> Path:
+    """``scores[predictor] = (budgets_percent, value, lo, hi)``: one line with a band per predictor."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for k, (name, (b, v, lo, hi)) in enumerate(scores.items()):
+        color = plt.get_cmap("tab20")(k % 20)
+        ax.plot(b, v, "-o", ms=3, color=color, label=name)
+        ax.fill_between(b, lo, hi, color=color, alpha=0.12)
+    ax.set_xscale("log")
+    ax.set_xlabel("budget (% of full training epochs)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2, loc="best")
+    return _save(fig, path)
