@@ -3,6 +3,16 @@
 The public API is re-exported here; each name lives in the module named after its concept.
 """
 
+from capjax.bayes_ridge import (
+    BayesRidgeFit,
+    FinalAccuracyPrediction,
+    Hyperprior,
+    expected_regret,
+    fit_bayes_ridge,
+    predict_final_accuracy,
+    predict_from_references,
+    prob_best,
+)
 from capjax.capacitance import (
     Reduction,
     beta_eff,
@@ -36,7 +46,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DENSE_INTERACTIONS",
     "INTERACTIONS",
+    "BayesRidgeFit",
     "CapjaxInputError",
+    "FinalAccuracyPrediction",
+    "Hyperprior",
     "NCProbe",
     "NCProbeLinen",
     "Reduction",
@@ -50,6 +63,8 @@ __all__ = [
     "candidate_mesh",
     "check_stack",
     "coupling_strengths",
+    "expected_regret",
+    "fit_bayes_ridge",
     "freeze_probe",
     "hessian_strengths",
     "init_probe",
@@ -57,6 +72,9 @@ __all__ = [
     "map_candidates",
     "network_reduction",
     "neuron_adjacency",
+    "predict_final_accuracy",
+    "predict_from_references",
+    "prob_best",
     "reduce_strengths",
     "stack_apply",
     "velocity",
