@@ -67,9 +67,7 @@ def forward(
     return inputs, pres
 
 
-def stack_apply(
-    layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu
-) -> jax.Array:
+def stack_apply(layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu) -> jax.Array:
     """Output ``a_L`` of the stack, shape ``(batch, d_L)``; the activation follows every layer."""
     _, pres = forward(layers, x, activation)
     return activation(pres[-1])
@@ -121,31 +119,33 @@ def _derivative(activation: Activation, z: jax.Array) -> jax.Array:
     return jax.jvp(activation, (z,), (jnp.ones_like(z),))[1]
 
 
-def coupling_blocks(
-    layers: Sequence[DenseLayer],
-    x: jax.Array,
-    loss_fn: LossFn,
-    *,
-    activation: Activation = jax.nn.relu,
-    lr: float = 1.0,
-) -> list[jax.Array]:
-    """The ``coupling`` interaction, one block per pair of consecutive layers (SPEC 2.2).
+CHUNK_ELEMENTS = 1 << 20
+"""Target size of the per-chunk temporaries of the coupling contraction (elements)."""
 
-    ``B_l[h, i, j] = lr * | sum_n a_l[n, h] * sigma'(z_l)[n, i] * delta_{l+1}[n, j] |``
-    is the interaction between ``W_l[h, i]`` and ``W_{l+1}[i, j]``: the direct term of
-    the mixed second derivative of the mean loss. One batch contraction per pair; shapes
-    ``(d_l, d_{l+1}, d_{l+2})`` for ``l = 0..L-2``. Empty for a single layer (no links).
+
+def _pair_degrees(a: jax.Array, gate: jax.Array, delta: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Row and column sums of one layer pair's coupling block, without storing the block.
+
+    The block is ``B[h, i, j] = | sum_n a[n, h] gate[n, i] delta[n, j] |``; this returns
+    ``sum_j B`` with shape ``(h, i)`` (forward degrees of ``W_l``) and ``sum_h B`` with shape
+    ``(i, j)`` (backward degrees of ``W_{l+1}``). The ``h`` axis is scanned in chunks so the
+    ``(chunk * i, n)`` outer product and the ``(chunk, i, j)`` block stay cache-sized; each
+    chunk is one matmul over the batch. Cost: ``2 * n * h * i * j`` FLOPs.
     """
-    inputs, pres, deltas = errors(layers, x, loss_fn, activation)
-    blocks = []
-    for l in range(len(layers) - 1):
-        gate = _derivative(activation, pres[l])
-        # Outer product over (h, i) first, then one matmul over the batch: XLA runs it at
-        # matmul speed, and the (n, h, i) intermediate is the only large temporary.
-        hi = (inputs[l][:, :, None] * gate[:, None, :]).reshape(x.shape[0], -1)
-        block = jnp.abs(hi.T @ deltas[l + 1]).reshape(inputs[l].shape[1], gate.shape[1], -1)
-        blocks.append(lr * block)
-    return blocks
+    n, h = a.shape
+    i, j = gate.shape[1], delta.shape[1]
+    chunk = max(1, min(h, CHUNK_ELEMENTS // (i * max(n, j))))
+    n_chunks = -(-h // chunk)
+    # Zero rows of a add nothing to either sum, so padding h to whole chunks is exact.
+    a_chunks = jnp.pad(a.T, ((0, n_chunks * chunk - h), (0, 0))).reshape(n_chunks, chunk, n)
+
+    def body(back, a_c):
+        outer = (a_c[:, None, :] * gate.T[None]).reshape(chunk * i, n)
+        block = jnp.abs(outer @ delta).reshape(chunk, i, j)
+        return back + block.sum(axis=0), block.sum(axis=2)
+
+    back, fwd = jax.lax.scan(body, jnp.zeros((i, j), a.dtype), a_chunks)
+    return fwd.reshape(-1, i)[:h], back
 
 
 def coupling_strengths(
@@ -156,17 +156,21 @@ def coupling_strengths(
     activation: Activation = jax.nn.relu,
     lr: float = 1.0,
 ) -> Strengths:
-    """Matrix-free strengths of the symmetric ``coupling`` operator.
+    """Matrix-free strengths of the symmetric ``coupling`` interaction (SPEC 2.2).
 
-    The degree of ``W_l[h, i]`` sums its links forward, ``sum_j B_l[h, i, j]``, and
-    backward, ``sum_g B_{l-1}[g, h, i]``.
+    ``P[(h,i), (i,j)] = lr * | sum_n a_l[n, h] * sigma'(z_l)[n, i] * delta_{l+1}[n, j] |``
+    links ``W_l[h, i]`` and ``W_{l+1}[i, j]``: the direct term of the mixed second
+    derivative of the mean loss. The degree of ``W_l[h, i]`` sums its links forward,
+    ``sum_j``, and backward, ``sum_g`` over ``W_{l-1}[g, h]``. One batch contraction per
+    pair of consecutive layers (:func:`_pair_degrees`); ``P`` is never built.
     """
-    blocks = coupling_blocks(layers, x, loss_fn, activation=activation, lr=lr)
+    inputs, pres, deltas = errors(layers, x, loss_fn, activation)
     degree = [jnp.zeros(jnp.shape(l["kernel"]), x.dtype) for l in layers]
-    for l, block in enumerate(blocks):
-        degree[l] = degree[l] + block.sum(axis=2)
-        degree[l + 1] = degree[l + 1] + block.sum(axis=0)
-    s = jnp.concatenate([d.ravel() for d in degree])
+    for l in range(len(layers) - 1):
+        fwd, back = _pair_degrees(inputs[l], _derivative(activation, pres[l]), deltas[l + 1])
+        degree[l] = degree[l] + fwd
+        degree[l + 1] = degree[l + 1] + back
+    s = lr * jnp.concatenate([d.ravel() for d in degree])
     return Strengths(s, s)
 
 
@@ -181,7 +185,7 @@ def coupling_dense(
     """Reference: the ``coupling`` operator as an explicit ``(n_weights, n_weights)`` matrix.
 
     Built entry by entry from the per-example quantities, independently of
-    :func:`coupling_blocks`' contraction; tiny stacks only.
+    :func:`coupling_strengths`' contraction; tiny stacks only.
     """
     inputs, pres, deltas = errors(layers, x, loss_fn, activation)
     sizes = [int(jnp.size(l["kernel"])) for l in layers]
@@ -195,22 +199,16 @@ def coupling_dense(
         for h in range(d_h):
             for i in range(d_i):
                 for j in range(d_j):
-                    value = lr * jnp.abs(
-                        jnp.sum(inputs[l][:, h] * gate[:, i] * deltas[l + 1][:, j])
-                    )
+                    value = lr * jnp.abs(jnp.sum(inputs[l][:, h] * gate[:, i] * deltas[l + 1][:, j]))
                     a = offsets[l] + h * d_i + i
                     b = offsets[l + 1] + i * d_j + j
                     P = P.at[a, b].set(value).at[b, a].set(value)
     return P
 
 
-def _loss_of_flat(
-    layers: Sequence[DenseLayer], x: jax.Array, loss_fn: LossFn, activation: Activation
-):
+def _loss_of_flat(layers: Sequence[DenseLayer], x: jax.Array, loss_fn: LossFn, activation: Activation):
     def f(flat):
-        return loss_fn(
-            stack_apply(_with_kernels(layers, unflatten_kernels(flat, layers)), x, activation)
-        )
+        return loss_fn(stack_apply(_with_kernels(layers, unflatten_kernels(flat, layers)), x, activation))
 
     return f
 

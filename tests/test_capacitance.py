@@ -80,9 +80,7 @@ def test_lr_scales_beta_eff_linearly_and_velocity_is_minus_lr_grad():
         v = velocity(layers, x, loss_fn, lr=0.5)
         g = jax.grad(
             lambda ks: loss_fn(
-                capjax.dynamics.stack_apply(
-                    [{"kernel": k, "bias": l["bias"]} for k, l in zip(ks, layers)], x
-                )
+                capjax.dynamics.stack_apply([{"kernel": k, "bias": l["bias"]} for k, l in zip(ks, layers)], x)
             )
         )([l["kernel"] for l in layers])
         for vi, gi in zip(v, g):
@@ -135,3 +133,13 @@ def test_unknown_interaction_and_nan_loss():
         capjax.beta_eff(layers, x, loss_fn, interaction="laplacian")
     with pytest.raises(capjax.CapjaxInputError, match="loss_fn returned"):
         capjax.beta_eff(layers, x, lambda out: jnp.nan * out.sum())
+
+
+def test_chunked_coupling_contraction_is_exact_with_padding(monkeypatch):
+    with jax.enable_x64(True):
+        layers, x, loss_fn = _problem(11, [5, 4, 3, 2])
+        whole = capjax.coupling_strengths(layers, x, loss_fn).s_in
+        # 2 rows of h per chunk: 5 input units -> 3 chunks, the last one zero-padded.
+        monkeypatch.setattr(capjax.dynamics, "CHUNK_ELEMENTS", 2 * 4 * 6)
+        chunked = capjax.coupling_strengths(layers, x, loss_fn).s_in
+        np.testing.assert_allclose(chunked, whole, rtol=1e-12)

@@ -10,9 +10,10 @@ from scipy.stats import kendalltau
 from capjax import signals
 from capjax.data import Dataset
 from capjax.predictors import PREDICTORS, Task
-from capjax.sweep import SNAPSHOT_DIR, SweepContext, SweepResult, Trajectory, run_sweep
+from capjax.sweep import SNAPSHOT_DIR, SweepContext, run_sweep
 from capjax.validation import CapjaxInputError
 from capjax.zoo import Candidate, init_model, random_backbones
+from tests._fake import fake_sweep
 
 PROBE = 32
 
@@ -131,17 +132,6 @@ def test_undefined_signal_is_nan_not_an_error():
 # Predictors on synthetic records
 
 
-def _fake_sweep(tmp_path, fields: dict[str, np.ndarray]) -> SweepResult:
-    """A SweepResult whose candidate i has ``fields[f][i, e]`` at epoch e (0..E)."""
-    n, n_epochs = next(iter(fields.values())).shape
-    cands = tuple(Candidate(f"c{i:02d}", "mlp", 1, 4) for i in range(n))
-    trajectories = {
-        c.name: Trajectory(c.name, np.arange(n_epochs), {f: v[i] for f, v in fields.items()})
-        for i, c in enumerate(cands)
-    }
-    return SweepResult(tmp_path, cands, trajectories)
-
-
 def test_registry_holds_every_signal_predictor():
     names = {*signals.SCALAR_SIGNALS, "ph_dim", "vahedian", "la_malfa"}
     assert names <= set(PREDICTORS)
@@ -152,7 +142,7 @@ def test_direction_is_learned_on_reference_candidates_only(tmp_path):
     rng = np.random.default_rng(1)
     n, budget = 20, 3
     values = rng.normal(size=(n, budget + 1))
-    sweep = _fake_sweep(tmp_path, {"logme": values})
+    sweep = fake_sweep(tmp_path, {"logme": values})
     signal = values[:, budget]
     dev = np.arange(n) < 6
     truth = np.where(dev, -signal, signal)  # references disagree with everyone else
@@ -176,7 +166,7 @@ def test_scalar_predictors_read_the_right_epoch_and_explain_nan(tmp_path):
     n = 5
     values = np.arange(n * 4, dtype=float).reshape(n, 4)
     values[2, 2] = np.nan
-    sweep = _fake_sweep(tmp_path, {"zc_snip": values, "l2_norm": values})
+    sweep = fake_sweep(tmp_path, {"zc_snip": values, "l2_norm": values})
     zc = PREDICTORS["zc_snip"](Task(sweep, 2, 10))
     np.testing.assert_allclose(zc.score, values[:, 0])  # epoch 0, higher = better
     l2 = PREDICTORS["l2_norm"](Task(sweep, 2, 10))
@@ -188,7 +178,7 @@ def test_scalar_predictors_read_the_right_epoch_and_explain_nan(tmp_path):
 
 def test_supervised_predictor_needs_five_references(tmp_path):
     rng = np.random.default_rng(2)
-    sweep = _fake_sweep(tmp_path, {f: rng.normal(size=(8, 4)) for f in signals.ROLLED_FIELDS})
+    sweep = fake_sweep(tmp_path, {f: rng.normal(size=(8, 4)) for f in signals.ROLLED_FIELDS})
     reference = np.where(np.arange(8) < 4, 0.5, np.nan)
     for ref in (reference, None):
         out = PREDICTORS["vahedian"](Task(sweep, 3, 10, reference=ref))
@@ -207,7 +197,7 @@ def test_vahedian_recovers_a_planted_relation(tmp_path):
     dev = np.arange(n) < 28
     reference = np.where(dev, truth, np.nan)
     out = PREDICTORS["vahedian"](
-        Task(sweep := _fake_sweep(tmp_path, fields), budget, 8, reference=reference)
+        Task(sweep := fake_sweep(tmp_path, fields), budget, 8, reference=reference)
     )
     assert np.isfinite(out.score).all()
     np.testing.assert_array_equal(out.mean, out.score)
@@ -215,7 +205,7 @@ def test_vahedian_recovers_a_planted_relation(tmp_path):
     # epochs after the budget are never read
     late = {f: np.where(np.arange(8) > budget, 1e6, v) for f, v in fields.items()}
     again = PREDICTORS["vahedian"](
-        Task(_fake_sweep(tmp_path, late), budget, 8, reference=reference)
+        Task(fake_sweep(tmp_path, late), budget, 8, reference=reference)
     )
     np.testing.assert_array_equal(again.score, out.score)
     assert np.isnan(PREDICTORS["la_malfa"](Task(sweep, budget, 8, reference=reference)).score).all()
@@ -233,7 +223,7 @@ def test_ph_dim_from_snapshots(tmp_path):
         folder.mkdir(parents=True)
         for e, p in enumerate(points):
             np.save(folder / f"{e:04d}.npy", p.astype(np.float32))
-    sweep = _fake_sweep(tmp_path, {"val_acc": np.zeros((4, 12))})  # c03 has no snapshots
+    sweep = fake_sweep(tmp_path, {"val_acc": np.zeros((4, 12))})  # c03 has no snapshots
     task = Task(sweep, 11, 20)
     out = PREDICTORS["ph_dim"](task)
     line, _ = signals.trajectory_ph_dim(task, "c00")

@@ -1,0 +1,39 @@
+import numpy as np
+
+from capjax import bench
+from capjax.predictors import PREDICTORS, Forecast
+from tests._fake import fake_sweep, planted_curves
+
+
+def test_split_is_seeded_disjoint_and_halves():
+    dev = bench.split_candidates(61, seed=3)
+    assert dev.sum() == 30 or dev.sum() == 31
+    np.testing.assert_array_equal(dev, bench.split_candidates(61, seed=3))
+    assert not np.array_equal(dev, bench.split_candidates(61, seed=4))
+
+
+def test_budgets_are_at_least_one_epoch():
+    assert [bench.budget_epochs(p, 50) for p in (1, 2, 5, 10, 20)] == [1, 1, 2, 5, 10]
+
+
+def test_evaluate_scores_test_split_and_marks_a_breaking_predictor_failed(tmp_path, monkeypatch):
+    fields, final = planted_curves(n=20)
+    sweep = fake_sweep(tmp_path, fields)
+
+    def broken(task):
+        raise RuntimeError("curve fit did not converge")
+
+    def cheat(task):  # reads the truth of every candidate: must only help on dev if scored there
+        assert np.isnan(task.reference[~dev]).all(), "test candidates' truth leaked to a predictor"
+        return Forecast(tuple(task.sweep.names), np.nan_to_num(task.reference, nan=0.0))
+
+    dev = bench.split_candidates(20, seed=0)
+    monkeypatch.setitem(PREDICTORS, "broken", broken)
+    monkeypatch.setitem(PREDICTORS, "cheat", cheat)
+    scores = bench.evaluate(sweep, ["early_acc", "beta_coupling", "broken", "cheat"], [3, 8], 20, dev, seed=0)
+    assert scores["broken"][3]["failed"].startswith("RuntimeError: curve fit did not converge")
+    assert scores["early_acc"][8]["test"]["tau"] > 0.5
+    assert scores["cheat"][8]["dev"]["tau"] == 1.0
+    assert scores["beta_best"][8]["chosen_on_dev"] == "beta_coupling"
+    table = bench.markdown_table(scores, [3, 8], [15, 40], "planted")
+    assert "| broken | failed | failed |" in table and "early_acc" in table

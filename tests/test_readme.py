@@ -1,0 +1,26 @@
+"""The README's quick start runs as written, and its two commands are the ones CI uses."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_quick_start_runs_and_records_beta_eff():
+    code = re.search(r"## Quick start.*?```python\n(.*?)```", README, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README quick start", "exec"), namespace)
+    b = float(namespace["b"])  # step 29: not a recording step
+    assert np.isnan(b)
+    p, x = namespace["p"], namespace["x"]
+    measured = namespace["step"](p, namespace["s"], 30)[2]
+    assert np.isfinite(float(measured)) and float(measured) > 0
+
+
+def test_ci_runs_the_readme_test_line():
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "README.md" in ci
+    assert re.search(r"^python3 -m venv .* pytest -n 2 tests$", README, re.M)
+    assert re.search(r"^python3 -m venv .* capjax select$", README, re.M)
