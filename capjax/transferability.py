@@ -148,20 +148,42 @@ def _max_evidence(
     return evidence, alpha, beta
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _max_evidence_columns(
-    f: jax.Array, targets: jax.Array, tol: float, max_iter: int
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Max evidence, alpha, beta for each column of targets (n, k), from one SVD of f."""
+def _left_singular(f: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Left singular vectors ``(n, r)`` and squared singular values ``(r,)`` of ``f``, float64.
+
+    Computed on the host with LAPACK: when ``n < d`` (wide features, e.g. a flattened conv
+    map on a small probe batch) from ``eigh`` of the ``(n, n)`` Gram matrix ``f f^T``, which
+    costs ``O(n^2 d)``; otherwise from the thin SVD. (XLA's CPU eigensolvers are one to two
+    orders of magnitude slower than LAPACK at these sizes, and these scores are host-side.)
+    """
+    f = np.asarray(f, dtype=np.float64)
     n, d = f.shape
-    u, s, _ = jnp.linalg.svd(f, full_matrices=False)
+    if n < d:
+        s2, u = np.linalg.eigh(f @ f.T)
+        return u, np.clip(s2, 0.0, None)
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    return u, s * s
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _max_evidence_columns(
+    u: jax.Array, s2: jax.Array, targets: jax.Array, n: int, d: int, tol: float, max_iter: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Max evidence, alpha, beta for each column of targets (n, k), from one decomposition of F."""
     z = u.T @ targets  # (r, k)
     # ||y - U z||^2 summed directly, not as ||y||^2 - ||z||^2, which cancels to noise
     # when U spans (almost) all of y and beta is large.
     perp_sq = jnp.sum((targets - u @ z) ** 2, axis=0)  # (k,)
     return jax.vmap(
-        lambda zk, pk: _max_evidence(s * s, zk, pk, n, d, tol, max_iter), in_axes=(1, 0)
+        lambda zk, pk: _max_evidence(s2, zk, pk, n, d, tol, max_iter), in_axes=(1, 0)
     )(z, perp_sq)
+
+
+def _evidence_columns(f: jax.Array, targets: jax.Array, tol: float, max_iter: int):
+    u, s2 = _left_singular(f)
+    return _max_evidence_columns(
+        jnp.asarray(u, f.dtype), jnp.asarray(s2, f.dtype), targets, *f.shape, tol, max_iter
+    )
 
 
 def max_evidence(
@@ -189,7 +211,7 @@ def max_evidence(
             f"target has shape {t.shape} for {f.shape[0]} feature rows; pass target (n,)"
         )
     check_finite("target", t)
-    evidence, alpha, beta = _max_evidence_columns(f, t[:, None], tol, max_iter)
+    evidence, alpha, beta = _evidence_columns(f, t[:, None], tol, max_iter)
     return float(evidence[0]), float(alpha[0]), float(beta[0])
 
 
@@ -213,7 +235,7 @@ def logme(features: Any, labels: Any, *, tol: float = 1e-7, max_iter: int = 100)
     """
     f, y, n_classes = _features_and_labels(features, labels)
     targets = jax.nn.one_hot(jnp.asarray(y), n_classes, dtype=f.dtype)
-    evidence, _, _ = _max_evidence_columns(f, targets, tol, max_iter)
+    evidence, _, _ = _evidence_columns(f, targets, tol, max_iter)
     return float(jnp.mean(evidence) / f.shape[0])
 
 
@@ -233,18 +255,26 @@ def h_score(features: Any, labels: Any) -> float:
     return float(_h_score(f, jnp.asarray(y), n_classes))
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _h_score(f: jax.Array, y: jax.Array, n_classes: int) -> jax.Array:
-    n = f.shape[0]
+def _h_score(f: jax.Array, y: jax.Array, n_classes: int) -> float:
+    # With Z = centred = U S V^T and B = sqrt(n_k / n) mu_k stacked (C, d):
+    # tr(pinv(Z^T Z / n) B^T B) = n ||S^-2 U^T Z B^T||_F^2 over the kept singular values,
+    # so only the smaller Gram matrix is ever decomposed.
+    eps = np.finfo(np.asarray(f).dtype).eps  # the pinv cutoff follows the input's precision
+    f = np.asarray(f, dtype=np.float64)
+    y = np.asarray(y)
+    n, d = f.shape
     centred = f - f.mean(axis=0)
-    counts = jax.ops.segment_sum(jnp.ones((n,), f.dtype), y, n_classes)
-    class_means = jax.ops.segment_sum(centred, y, n_classes) / counts[:, None]
-    cov_f = centred.T @ centred / n
-    cov_between = (class_means * (counts / n)[:, None]).T @ class_means
-    return jnp.trace(jnp.linalg.pinv(cov_f, hermitian=True) @ cov_between)
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    class_means = np.stack([centred[y == k].mean(axis=0) if counts[k] else np.zeros(d) for k in range(n_classes)])
+    b = class_means * np.sqrt(counts / n)[:, None]  # (C, d)
+    u, s2 = _left_singular(centred)
+    # The cutoff of numpy's hermitian pinv on cov_f = Z^T Z / n.
+    keep = s2 > s2.max() * 10 * max(n, d) * eps
+    proj = u[:, keep].T @ (centred @ b.T)  # (r_kept, C)
+    return float(n * np.sum((proj / s2[keep][:, None]) ** 2))
 
 
-def coding_rate(z: Any, eps: float = 1e-4) -> jax.Array:
+def coding_rate(z: Any, eps: float = 1e-4) -> float:
     """Rate-distortion coding rate ``R(Z, eps) = 1/2 log det(I_d + Z^T Z / (n eps))``.
 
     Evaluated from the singular values of Z, ``1/2 sum_i log(1 + s_i^2 / (n eps))``,
@@ -255,9 +285,12 @@ def coding_rate(z: Any, eps: float = 1e-4) -> jax.Array:
       z: (n, d) features.
       eps: distortion, > 0.
     """
-    z = jnp.asarray(z)
-    s = jnp.linalg.svd(z, compute_uv=False)
-    return 0.5 * jnp.sum(jnp.log1p(s * s / (z.shape[0] * eps)))
+    z = np.asarray(z, dtype=np.float64)
+    n, d = z.shape
+    # Sylvester: det(I_d + Z^T Z c) = det(I_n + Z Z^T c); decompose the smaller Gram.
+    gram = z @ z.T if n < d else z.T @ z
+    s2 = np.clip(np.linalg.eigvalsh(gram), 0.0, None)
+    return float(0.5 * np.sum(np.log1p(s2 / (n * eps))))
 
 
 def transrate(features: Any, labels: Any, eps: float = 1e-4) -> float:
@@ -277,6 +310,6 @@ def transrate(features: Any, labels: Any, eps: float = 1e-4) -> float:
         raise CapjaxInputError(f"eps={eps}; the coding-rate distortion must be > 0")
     f, y, n_classes = _features_and_labels(features, labels)
     z = f - f.mean(axis=0)
-    # Classes have different sizes, so this is a host loop; each SVD is (n_k, d).
+    # Classes have different sizes, so this is a host loop; each Gram is (n_k, n_k).
     per_class = [coding_rate(z[np.flatnonzero(y == k)], eps) for k in range(n_classes)]
     return float(coding_rate(z, eps) - sum(per_class) / n_classes)

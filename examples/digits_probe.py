@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -30,9 +31,7 @@ class ProbedClassifier(nnx.Module):
 
     def __init__(self, d_in, n_classes, *, hidden=(128, 64), probe_widths=(64, 32), rngs):
         sizes = [d_in, *hidden]
-        self.backbone = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
-        )
+        self.backbone = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.probe = capjax.NCProbe(hidden[-1], probe_widths, rngs=rngs)
         self.head = nnx.Linear(probe_widths[-1], n_classes, rngs=rngs)
 
@@ -56,11 +55,11 @@ def train_step(model, opt, x, y):
     return loss
 
 
-@nnx.jit
-def measure_beta_eff(model, x, y, lr):
+@partial(nnx.jit, static_argnames="interaction")
+def measure_beta_eff(model, x, y, lr, interaction="coupling"):
     """beta_eff of the probe on one batch: features in, errors back through the head."""
     loss_fn = lambda out: cross_entropy(model.head(out), y)
-    return capjax.beta_eff(model.probe, model.features(x), loss_fn, lr=lr)
+    return capjax.beta_eff(model.probe, model.features(x), loss_fn, lr=lr, interaction=interaction)
 
 
 @nnx.jit
@@ -68,15 +67,9 @@ def accuracy(model, x, y):
     return jnp.mean(jnp.argmax(model(x), axis=-1) == y)
 
 
-def train_epoch(
-    model, opt, data: Dataset, epoch: int, batch_size: int = 64, seed: int = 0
-) -> float:
+def train_epoch(model, opt, data: Dataset, epoch: int, batch_size: int = 64, seed: int = 0) -> float:
     """One pass over the training set in a seeded order; returns the mean training loss."""
-    idx = np.asarray(
-        batch_indices(
-            jax.random.fold_in(jax.random.PRNGKey(seed), epoch), len(data.y_train), batch_size
-        )
-    )
+    idx = np.asarray(batch_indices(jax.random.fold_in(jax.random.PRNGKey(seed), epoch), len(data.y_train), batch_size))
     losses = [train_step(model, opt, data.x_train[b], data.y_train[b]) for b in idx]
     return float(jnp.mean(jnp.stack(losses)))
 
@@ -103,12 +96,22 @@ def pretrain(data: Dataset, epochs: int, seed: int) -> ProbedClassifier:
     return fresh
 
 
-def run(epochs: int = 30, pretrain_epochs: int = 5, seed: int = 0, lr: float = 1e-3) -> dict:
-    """Fine-tune with the probe; return per-epoch history (beta_eff, val accuracy, timings)."""
+def run(
+    epochs: int = 30,
+    pretrain_epochs: int = 5,
+    seed: int = 0,
+    lr: float = 1e-3,
+    probe_batch: int = 256,
+    interaction: str = "coupling",
+) -> dict:
+    """Fine-tune with the probe; return per-epoch history (beta_eff, val accuracy, timings).
+
+    beta_eff is measured once per epoch on the first ``probe_batch`` training examples.
+    """
     data = load_dataset("digits", seed=seed).flat()
     model = pretrain(data, pretrain_epochs, seed)
     opt = nnx.Optimizer(model, capjax.freeze_probe(optax.adam(lr)), wrt=nnx.Param)
-    probe_x, probe_y = data.x_train[:256], data.y_train[:256]
+    probe_x, probe_y = data.x_train[:probe_batch], data.y_train[:probe_batch]
     history = {
         "epoch": [],
         "train_loss": [],
@@ -121,7 +124,7 @@ def run(epochs: int = 30, pretrain_epochs: int = 5, seed: int = 0, lr: float = 1
         t0 = time.perf_counter()
         loss = train_epoch(model, opt, data, epoch, seed=seed) if epoch else float("nan")
         t1 = time.perf_counter()
-        beta = float(measure_beta_eff(model, probe_x, probe_y, lr))
+        beta = float(measure_beta_eff(model, probe_x, probe_y, lr, interaction))
         t2 = time.perf_counter()
         history["epoch"].append(epoch)
         history["train_loss"].append(loss)
@@ -150,9 +153,7 @@ def plot(history: dict, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/digits_probe.png"))
