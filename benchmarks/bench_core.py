@@ -154,11 +154,13 @@ def main() -> None:
         )
     for name in capjax.INTERACTIONS:
         print(
-            f"(b) {name:9s} measurement / training step (probe {b['probe']}, batch {b['batch']}): {b[name]['ratio_to_train_step']:.2f}x"
+            f"(b) {name:9s} measurement / training step (probe {b['probe']}, batch {b['batch']}): "
+            f"{b[name]['ratio_to_train_step']:.2f}x"
         )
     for r in c["rows"]:
         print(
-            f"(c) width {r['width']:4d}: coupling {r['coupling_gflops']:.1f} GFLOP/s vs matmul {r['matmul_gflops']:.1f} GFLOP/s = {r['fraction_of_matmul_rate']:.2f}"
+            f"(c) width {r['width']:4d}: coupling {r['coupling_gflops']:.1f} GFLOP/s vs matmul "
+            f"{r['matmul_gflops']:.1f} GFLOP/s = {r['fraction_of_matmul_rate']:.2f}"
         )
     print(f"(c) log-log slope of coupling time vs width: {c['loglog_slope_time_vs_width']:.2f} (cost grows as width^3)")
     print(f"wrote {path}")

@@ -285,7 +285,8 @@ def select(args: argparse.Namespace) -> dict:
     )
     c = payload["compute"]
     console.print(
-        f"compute: {c['train_passes_spent']:.3g} training passes spent, {c['fraction_of_full']:.1%} of training all {len(candidates)} candidates fully"
+        f"compute: {c['train_passes_spent']:.3g} training passes spent, {c['fraction_of_full']:.1%} of training "
+        f"all {len(candidates)} candidates fully"
     )
     if args.verify:
         for label, s in (

@@ -76,7 +76,8 @@ def plot_predictions(
     y = np.arange(len(order))
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(order) + 1.6))
     err = np.stack([mean[order] - lower[order], upper[order] - mean[order]])
-    ax.errorbar(mean[order], y, xerr=err, fmt="o", color="C0", ms=4, capsize=2, label=f"predicted ({level:.0%} interval)")
+    label = f"predicted ({level:.0%} interval)"
+    ax.errorbar(mean[order], y, xerr=err, fmt="o", color="C0", ms=4, capsize=2, label=label)
     if truth is not None:
         ax.plot(np.asarray(truth, float)[order], y, "x", color="C3", ms=6, label="true final")
     ax.set_yticks(y, [names[i] for i in order], fontsize=7)

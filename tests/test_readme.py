@@ -14,8 +14,7 @@ def test_quick_start_runs_and_records_beta_eff():
     exec(compile(code, "README quick start", "exec"), namespace)
     b = float(namespace["b"])  # step 29: not a recording step
     assert np.isnan(b)
-    p, x = namespace["p"], namespace["x"]
-    measured = namespace["step"](p, namespace["s"], 30)[2]
+    measured = namespace["step"](namespace["p"], namespace["s"], 30)[2]
     assert np.isfinite(float(measured)) and float(measured) > 0
 
 
