@@ -42,6 +42,7 @@ from capjax.dynamics import (
 )
 from capjax.fractal import box_counting_dimension, fractal_dimension, fractal_features, roughness
 from capjax.graph import as_dense_stack, as_layer_stack, check_stack, line_graph_adjacency, neuron_adjacency
+from capjax.predict import Prediction, Ranking, plot_ranking, predict_final, rank
 from capjax.predictors import PREDICTORS, Forecast, Task, register
 from capjax.probe import (
     NCProbe,
@@ -80,6 +81,11 @@ from capjax.zoo import Candidate, hyperparameter_zoo, transfer_zoo
 __version__ = "0.1.0"
 
 __all__ = [
+    "Prediction",
+    "Ranking",
+    "plot_ranking",
+    "predict_final",
+    "rank",
     "BayesRidgeFit",
     "Candidate",
     "CapjaxInputError",
