@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ def machine() -> dict:
         "devices": [str(d) for d in jax.devices()],
         "processor": platform.processor() or platform.machine(),
         "jax": jax.__version__,
+        # Ratios are measured side by side in one run; the load says how noisy they are.
+        "load_average_1m": os.getloadavg()[0],
     }
 
 
