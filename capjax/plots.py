@@ -123,13 +123,14 @@ def plot_score_vs_budget(
 ) -> Path:
     """``scores[predictor] = (budgets_percent, value, lo, hi)``: one line with a band per predictor."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    markers = "osD^v<>Pxh"
     for k, (name, (b, v, lo, hi)) in enumerate(scores.items()):
-        color = plt.get_cmap("tab20")(k % 20)
-        ax.plot(b, v, "-o", ms=3, color=color, label=name)
-        ax.fill_between(b, lo, hi, color=color, alpha=0.12)
+        color = plt.get_cmap("tab10")(k % 10)
+        ax.plot(b, v, "-", marker=markers[k % len(markers)], ms=4, color=color, label=name)
+        ax.fill_between(b, lo, hi, color=color, alpha=0.07)
     ax.set_xscale("log")
     ax.set_xlabel("budget (% of full training epochs)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=6, ncol=2, loc="best")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
     return _save(fig, path)
