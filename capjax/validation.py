@@ -47,14 +47,15 @@ def check_finite(name: str, value: Any, fix: str = "") -> None:
 def check_accuracy(name: str, acc: Any) -> np.ndarray:
     """Check accuracies are fractions in [0, 1] (NaN allowed as padding); return as float array.
 
-    Accuracies in percent (max > 1 and <= 100) get a message saying to divide by 100.
+    Accuracies in percent (max in (1.5, 100]) get a message saying to divide by 100.
     """
     arr = np.asarray(acc, dtype=float)
     finite = arr[np.isfinite(arr)]
     if np.isinf(arr).any():
         raise CapjaxInputError(f"{name} holds inf; accuracies must be fractions in [0, 1]")
     if finite.size and (finite.min() < 0 or finite.max() > 1):
-        if finite.min() >= 0 and finite.max() <= 100:
+        # 1.02 is a rounding slip, not a percentage; 87.5 is a percentage.
+        if finite.min() >= 0 and 1.5 < finite.max() <= 100:
             raise CapjaxInputError(
                 f"{name} has values up to {finite.max():g}: these look like percentages; "
                 "pass accuracies as fractions in [0, 1] (divide by 100)"
