@@ -45,7 +45,7 @@ def test_select_verify_end_to_end(tmp_path):
     assert {"tau", "regret"} <= set(out["verify"]["predictor"]) and 0 < out["compute"]["fraction_of_full"] < 1
     ranks = [r["rank"] for r in out["ranking"] if r["rank"]]
     assert ranks == sorted(ranks)
-    for png in ("predictions.png", "beta_coupling_trajectories.png"):
+    for png in ("predictions.png", "beta_hessian_trajectories.png"):
         assert (tmp_path / "r" / png).stat().st_size > 1000
 
 
