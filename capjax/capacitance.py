@@ -67,11 +67,8 @@ def beta_eff_dense(P: jax.Array) -> jax.Array:
 
 def _validate(layers: Sequence[DenseLayer], x: jax.Array, interaction: str) -> list[dict]:
     if interaction not in INTERACTIONS:
-        raise CapjaxInputError(
-            f"unknown interaction {interaction!r}; choose one of {sorted(INTERACTIONS)}"
-        )
-    if not isinstance(layers, Sequence) or (layers and not isinstance(layers[0], dict)):
-        layers = as_dense_stack(layers)
+        raise CapjaxInputError(f"unknown interaction {interaction!r}; choose one of {sorted(INTERACTIONS)}")
+    layers = as_dense_stack(layers)
     check_stack(layers)
     if jnp.ndim(x) != 2:
         raise CapjaxInputError(
@@ -89,9 +86,7 @@ def _validate(layers: Sequence[DenseLayer], x: jax.Array, interaction: str) -> l
             f"a batch of {batch} example: beta_eff averages error products over examples, "
             "so pass a batch of at least 2 (64 or more is typical)"
         )
-    check_finite(
-        "features x", x, "the backbone produced NaN/inf features: check its weights and inputs"
-    )
+    check_finite("features x", x, "the backbone produced NaN/inf features: check its weights and inputs")
     return list(layers)
 
 
@@ -152,6 +147,4 @@ def beta_eff(
 
         b = jax.jit(lambda p, x: capjax.beta_eff(p, x, loss_fn))(probe_layers, feats)
     """
-    return network_reduction(
-        layers, x, loss_fn, interaction=interaction, activation=activation, lr=lr
-    ).beta_eff
+    return network_reduction(layers, x, loss_fn, interaction=interaction, activation=activation, lr=lr).beta_eff

@@ -222,8 +222,9 @@ def select(args: argparse.Namespace) -> dict:
         run_sweep(candidates, dataset, epochs=args.full_epochs, **common)
     sweep = load_sweep(sweep_dir)
     predictor = args.predictor
-    if predictor.startswith("beta_") and predictor[5:] not in args.interaction:
-        raise CapjaxInputError(f"--predictor {predictor} needs --interaction {predictor[5:]}")
+    needed = predictor.rsplit("_", 1)[-1]
+    if predictor.startswith("beta_") and needed not in args.interaction:
+        raise CapjaxInputError(f"--predictor {predictor} needs --interaction {needed}")
     forecast = PREDICTORS[predictor](Task(sweep, budget, args.full_epochs, seed=args.seed))
     early = sweep.array("val_acc", budget)[:, -1]
     p_best = forecast.prob_best()

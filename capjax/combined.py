@@ -128,6 +128,7 @@ def combined(task: Task) -> Forecast:
 def _beta_cross(task: Task, interaction: str) -> Forecast:
     """The paper's cross-candidate regression on (beta_eff, accuracy) at the budget."""
     from capjax.bayes_ridge import predict_from_references
+    from capjax.predict import _scatter
 
     ref = _references(task)
     if ref is None:
@@ -140,11 +141,8 @@ def _beta_cross(task: Task, interaction: str) -> Forecast:
     pred = predict_from_references(
         beta[ok], acc[ok], beta[fit_ref], acc[fit_ref], task.reference[fit_ref], key=task.seed
     )
-    nan = np.full(len(task.sweep.names), np.nan)
-    mean, lower, upper = nan.copy(), nan.copy(), nan.copy()
-    mean[ok], lower[ok], upper[ok] = pred.mean, pred.lower, pred.upper
-    samples = np.full((pred.samples.shape[0], len(nan)), -np.inf)
-    samples[:, ok] = pred.samples
+    mean, lower, upper = (_scatter(v, ok) for v in (pred.mean, pred.lower, pred.upper))
+    samples = np.where(ok, _scatter(pred.samples, ok), -np.inf)  # no finite beta_eff: never best
     return _from_scores(
         task, mean, "no finite beta_eff at the budget", mean=mean, lower=lower, upper=upper, samples=samples
     )

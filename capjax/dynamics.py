@@ -77,6 +77,13 @@ def _with_kernels(layers: Sequence[DenseLayer], kernels: Sequence[jax.Array]) ->
     return [{"kernel": k, "bias": l["bias"]} for l, k in zip(layers, kernels, strict=True)]
 
 
+def _loss_of_flat(layers: Sequence[DenseLayer], x: jax.Array, loss_fn: LossFn, activation: Activation):
+    def f(flat):
+        return loss_fn(stack_apply(_with_kernels(layers, unflatten_kernels(flat, layers)), x, activation))
+
+    return f
+
+
 def velocity(
     layers: Sequence[DenseLayer],
     x: jax.Array,
@@ -86,12 +93,8 @@ def velocity(
     lr: float = 1.0,
 ) -> list[jax.Array]:
     """Edge velocities ``dW_l/dt = -lr * dL/dW_l`` of gradient flow, one array per kernel."""
-
-    def loss_of_kernels(kernels):
-        return loss_fn(stack_apply(_with_kernels(layers, kernels), x, activation))
-
-    grads = jax.grad(loss_of_kernels)([l["kernel"] for l in layers])
-    return [-lr * g for g in grads]
+    grad = jax.grad(_loss_of_flat(layers, x, loss_fn, activation))(flatten_kernels(layers))
+    return unflatten_kernels(-lr * grad, layers)
 
 
 def errors(
@@ -207,13 +210,6 @@ def coupling_dense(
                     b = offsets[l + 1] + i * d_j + j
                     P = P.at[a, b].set(value).at[b, a].set(value)
     return P
-
-
-def _loss_of_flat(layers: Sequence[DenseLayer], x: jax.Array, loss_fn: LossFn, activation: Activation):
-    def f(flat):
-        return loss_fn(stack_apply(_with_kernels(layers, unflatten_kernels(flat, layers)), x, activation))
-
-    return f
 
 
 def hessian_strengths(

@@ -29,7 +29,7 @@ from flax import nnx
 
 from capjax.capacitance import beta_eff
 from capjax.dynamics import Activation, LossFn, stack_apply
-from capjax.graph import DenseLayer, as_dense_stack
+from capjax.graph import DenseLayer
 
 DEFAULT_WIDTHS: tuple[int, ...] = (64, 32)
 """Probe widths when none are given; the paper does not state its own (SPEC 2.3)."""
@@ -54,9 +54,7 @@ def init_probe(
     ]
 
 
-def apply_probe(
-    layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu
-) -> jax.Array:
+def apply_probe(layers: Sequence[DenseLayer], x: jax.Array, activation: Activation = jax.nn.relu) -> jax.Array:
     """Probe output ``(batch, widths[-1])``; the activation follows every layer."""
     return stack_apply(layers, x, activation)
 
@@ -77,9 +75,7 @@ class NCProbe(nnx.Module):
         rngs: nnx.Rngs,
     ):
         sizes = [d_in, *widths]
-        self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-        )
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
         self.activation = activation
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -106,9 +102,7 @@ def _is_probe_path(path: tuple, probe_key: str) -> bool:
     return probe_key in names
 
 
-def freeze_probe(
-    tx: optax.GradientTransformation, probe_key: str = PROBE_KEY
-) -> optax.GradientTransformation:
+def freeze_probe(tx: optax.GradientTransformation, probe_key: str = PROBE_KEY) -> optax.GradientTransformation:
     """Wrap ``tx`` so that every parameter under a ``probe_key`` node gets a zero update.
 
     Uses ``optax.multi_transform`` with ``optax.set_to_zero()`` for the probe's leaves,
@@ -140,7 +134,6 @@ def beta_eff_every(
     :func:`capjax.beta_eff` (``interaction``, ``activation``, ``lr``). A NaN on a
     recording step means the loss or weights diverged; check it on the host.
     """
-    layers = as_dense_stack(layers)
     out_dtype = x.dtype
     return jax.lax.cond(
         step % every == 0,
