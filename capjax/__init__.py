@@ -68,7 +68,7 @@ from capjax.scoring import (
     spearman_rho,
     top1_regret,
 )
-from capjax.sharding import candidate_mesh, map_candidates
+from capjax.sharding import candidate_mesh, map_candidates, shard_candidates
 from capjax.spectral import layer_alphas, mean_alpha
 from capjax.strength import layer_fluctuation, node_strengths, strength_features, symmetric_kl
 from capjax.sweep import SweepContext, SweepResult, Trajectory, load_records, load_snapshots, load_sweep, run_sweep
@@ -86,6 +86,7 @@ __all__ = [
     "plot_ranking",
     "predict_final",
     "rank",
+    "shard_candidates",
     "BayesRidgeFit",
     "Candidate",
     "CapjaxInputError",

@@ -36,11 +36,34 @@ def _pad_candidates(tree: Any, n_to: int) -> Any:
     return jax.tree.map(pad, tree)
 
 
-@functools.lru_cache(maxsize=64)
-def _sharded(fn: Callable[..., Any], mesh: Mesh) -> Callable[..., Any]:
-    # Cached so that calling map_candidates every epoch with the same fn compiles once.
-    spec = PartitionSpec(CANDIDATE_AXIS)
-    return jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec))
+def shard_candidates(fn: Callable[..., Any], mesh: Mesh, n_stacked: int | None = None) -> Callable[..., Any]:
+    """``jit(shard_map(vmap(fn)))`` over the candidate axis of ``mesh``.
+
+    The first ``n_stacked`` arguments (all of them when None) carry a leading candidate
+    axis, split across devices; the others (e.g. a dataset) are shared by every candidate
+    and replicated. The candidate count must be a multiple of the device count.
+    """
+
+    def run(*args):
+        k = len(args) if n_stacked is None else n_stacked
+        axes = (0,) * k + (None,) * (len(args) - k)
+        specs = (PartitionSpec(CANDIDATE_AXIS),) * k + (PartitionSpec(),) * (len(args) - k)
+        # No collectives: every device runs its own candidates, so shard_map's replication
+        # checks have nothing to verify (and would reject constant carries).
+        mapped = jax.shard_map(
+            jax.vmap(fn, in_axes=axes),
+            mesh=mesh,
+            in_specs=specs,
+            out_specs=PartitionSpec(CANDIDATE_AXIS),
+            check_vma=False,
+        )
+        return mapped(*args)
+
+    return jax.jit(run)
+
+
+# Cached so that calling map_candidates every epoch with the same fn compiles once.
+_sharded = functools.lru_cache(maxsize=64)(shard_candidates)
 
 
 def map_candidates(fn: Callable[..., Any], *stacked: Any, mesh: Mesh | None = None) -> Any:

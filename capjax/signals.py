@@ -75,7 +75,7 @@ from capjax.predictors import Forecast, Task, _from_scores, register
 from capjax.probe import apply_probe
 from capjax.rolled import eigenvector_centrality, rolled_blocks, weighted_degree
 from capjax.spectral import mean_alpha
-from capjax.strength import layer_fluctuation, node_strengths
+from capjax.strength import strength_features
 from capjax.sweep import RecordFn, SweepContext, load_snapshots
 from capjax.topology import ph_dimension, weight_l2_norm
 from capjax.transferability import h_score, logme, transrate
@@ -136,9 +136,7 @@ def _l2(backbone: Params) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=1)
 def _strength_summary(layers: list[dict], conv_inputs: tuple | None) -> jax.Array:
     """``[mean_l mean_i s_i^l, mean_l std_i s_i^l]`` over the node layers."""
-    nodes = node_strengths(layers, conv_inputs)
-    means = jnp.stack([jnp.mean(s) for s in nodes])
-    return jnp.stack([jnp.mean(means), jnp.mean(layer_fluctuation(nodes))])
+    return strength_features(layers, conv_inputs).reshape(-1, 2).mean(axis=0)
 
 
 @jax.jit

@@ -71,7 +71,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from capjax.capacitance import beta_eff
 from capjax.data import Dataset, load_dataset
 from capjax.dynamics import INTERACTIONS
-from capjax.sharding import CANDIDATE_AXIS, candidate_mesh
+from capjax.sharding import CANDIDATE_AXIS, candidate_mesh, shard_candidates
 from capjax.validation import CapjaxInputError
 from capjax.zoo import (
     FINETUNE_STREAM,
@@ -405,22 +405,6 @@ class _Steps(NamedTuple):
     beta: Callable[..., Any]
 
 
-def _on_mesh(fn: Callable[..., Any], mesh: Mesh, n_stacked: int) -> Callable[..., Any]:
-    """jit(shard_map(vmap(fn))): the first ``n_stacked`` args per candidate, the rest shared."""
-
-    def run(*args):
-        n_shared = len(args) - n_stacked
-        axes = (0,) * n_stacked + (None,) * n_shared
-        specs = (PartitionSpec(CANDIDATE_AXIS),) * n_stacked + (PartitionSpec(),) * n_shared
-        # No collectives: every device runs its own candidates, so the replication
-        # checks of shard_map have nothing to verify (and would reject constant carries).
-        mapped = jax.shard_map(jax.vmap(fn, in_axes=axes), mesh=mesh, in_specs=specs,
-                               out_specs=PartitionSpec(CANDIDATE_AXIS), check_vma=False)
-        return mapped(*args)
-
-    return jax.jit(run)
-
-
 def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
@@ -466,7 +450,8 @@ def _steps(key: tuple, interactions: tuple[str, ...], mesh: Mesh) -> _Steps:
         return jnp.stack([beta_eff(params["probe"], feats, loss_fn, interaction=i)
                           for i in interactions])
 
-    return _Steps(_on_mesh(train, mesh, 3), _on_mesh(measure, mesh, 1), _on_mesh(beta, mesh, 1))
+    return _Steps(shard_candidates(train, mesh, 3), shard_candidates(measure, mesh, 1),
+                  shard_candidates(beta, mesh, 1))
 
 
 class _Data(NamedTuple):

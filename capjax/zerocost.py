@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from capjax.dynamics import forward
 from capjax.graph import as_layer_stack
 from capjax.validation import CapjaxInputError, check_finite, is_concrete
 
@@ -167,9 +168,4 @@ def mlp_preactivations(
             "mlp_preactivations reads dense stacks only; for conv nets pass your own "
             "activations_fn returning each ReLU layer's pre-activations"
         )
-    pre, a = [], x
-    for layer in stack[:-1]:
-        z = a @ layer["kernel"] + layer["bias"]
-        pre.append(z)
-        a = activation(z)
-    return pre
+    return forward(stack[:-1], x, activation)[1]

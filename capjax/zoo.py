@@ -60,8 +60,10 @@ import optax
 import orbax.checkpoint as ocp
 
 from capjax.data import Dataset, batch_indices
+from capjax.dynamics import stack_apply
 from capjax.probe import DEFAULT_WIDTHS, apply_probe, freeze_probe, init_probe
 from capjax.validation import CapjaxInputError
+from capjax.zerocost import cross_entropy
 
 FAMILIES = ("mlp", "cnn")
 SOURCES = ("none", "half", "flip", "randlabel")
@@ -340,10 +342,7 @@ def _max_pool(x: jax.Array) -> jax.Array:
 
 def _features(family: str, params: dict, x: jax.Array) -> jax.Array:
     if family == "mlp":
-        h = x.reshape(x.shape[0], -1)
-        for layer in params["layers"]:
-            h = jax.nn.relu(h @ layer["kernel"] + layer["bias"])
-        return h
+        return stack_apply(params["layers"], x.reshape(x.shape[0], -1))
     h = x if x.ndim == 4 else x.reshape(x.shape[0], -1, 1)
     for layer in params["layers"]:
         h = _conv_block(h, layer)
@@ -427,11 +426,6 @@ def finetune_optimizer(
     """
     adamw = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=weight_decay)
     return freeze_probe(adamw)
-
-
-def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy of integer labels ``y`` ``(batch,)``, a scalar (nats)."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
 def train_epoch(
