@@ -138,6 +138,12 @@ def _prepare_batch(X: jax.Array, y: jax.Array, w: jax.Array, flat: bool) -> _Dat
     return jax.vmap(lambda X_, y_, w_: _prepare(X_, y_, w_, flat))(X, y, w)
 
 
+def _prepare_one(X: np.ndarray, y: np.ndarray, flat: bool) -> _Data:
+    """One fully observed regression, X (n, k) and y (n,), as a batch of one candidate."""
+    Xj = jnp.asarray(X)
+    return _prepare_batch(Xj[None], jnp.asarray(y, Xj.dtype)[None], jnp.ones((1, len(y)), bool), flat)
+
+
 def _gauss(d: _Data, alpha, prior_mean, prior_prec):
     """Posterior N(m, cov) of the penalised coefficients, the SSE at m, and the log evidence.
 
@@ -163,22 +169,40 @@ def _gauss(d: _Data, alpha, prior_mean, prior_prec):
     return m, cov, sse, log_ev
 
 
+def _ridge_prior(lam: jax.Array, k: int, dtype: Any) -> tuple[jax.Array, jax.Array]:
+    """Mean and precision, each ``lam.shape + (k,)``, of the prior N(0, 1/lambda) on k coefficients."""
+    prec = lam[..., None] * jnp.ones(k, dtype)
+    return jnp.zeros_like(prec), prec
+
+
+def _coef_prior(sites: dict[str, jax.Array], C: int, k: int, dtype: Any) -> tuple[jax.Array, jax.Array]:
+    """Prior mean and precision, each ``(..., C, k)``, of every candidate's penalised coefficients.
+
+    ``sites`` are the hyperparameters by their NUTS site names, with any leading draw axes:
+    ``mu`` and ``tau`` (..., k) for the hierarchical prior N(mu_j, tau_j^2) shared by all
+    candidates, else ``lambda`` (..., C) for the independent N(0, 1/lambda_c).
+    """
+    if "mu" in sites:
+        mu, tau = sites["mu"][..., None, :], sites["tau"][..., None, :]
+        mean = jnp.broadcast_to(mu, mu.shape[:-2] + (C, k))
+        return mean, jnp.broadcast_to(1.0 / tau**2, mean.shape)
+    return _ridge_prior(sites["lambda"], k, dtype)
+
+
 @jax.jit
 def _gauss_batch(data: _Data, alpha: jax.Array, lam: jax.Array):
     """:func:`_gauss` over candidates with the independent prior N(0, 1/lambda_c)."""
     k = data.X.shape[-1]
-    one = jnp.ones(k, data.X.dtype)
-    return jax.vmap(lambda d, a, l: _gauss(d, a, 0 * one, l * one))(data, alpha, lam)
+    return jax.vmap(lambda d, a, l: _gauss(d, a, *_ridge_prior(l, k, data.X.dtype)))(data, alpha, lam)
 
 
 def _evidence_max(d: _Data, hp: jax.Array, max_iter: int, tol: float):
     """MacKay's fixed point for (alpha, lambda), scikit-learn's algorithm and start."""
     a1, a2, l1, l2 = hp
     k = d.X.shape[1]
-    ones = jnp.ones(k, d.X.dtype)
 
     def update(alpha, lam):
-        m, cov, sse, _ = _gauss(d, alpha, 0.0 * ones, lam * ones)
+        m, cov, sse, _ = _gauss(d, alpha, *_ridge_prior(lam, k, d.X.dtype))
         gamma = jnp.clip(k - lam * jnp.trace(cov), 0.0, k)
         lam_new = (gamma + 2 * l1) / (m @ m + 2 * l2)
         alpha_new = (d.n_eff - gamma + 2 * a1) / (sse + 2 * a2)
@@ -234,28 +258,30 @@ def _moments(data: _Data, alpha, prior_mean, prior_prec, xs, flat: bool):
 
 
 @jax.jit
-def _evidence_all(data: _Data, hp: jax.Array):
+def _evidence_batch(data: _Data, hp: jax.Array):
     # in float32, 1e-6 in log precision is within the updates' rounding noise: one candidate
     # that never gets below it keeps the whole vmapped loop running to max_iter
     tol = max(1e-6, 64 * float(jnp.finfo(data.X.dtype).eps))
     return jax.vmap(lambda d: _evidence_max(d, hp, 500, tol))(data)
 
 
+def _evidence_all(data: _Data, hp: Hyperprior) -> tuple[jax.Array, jax.Array]:
+    """Type-II ML alpha (C,) and lambda (C,) of every candidate under the hyperprior ``hp``."""
+    return _evidence_batch(data, jnp.asarray([hp.alpha_1, hp.alpha_2, hp.lambda_1, hp.lambda_2], data.X.dtype))
+
+
 def _nuts_model(data: _Data, hp: Hyperprior, hierarchical: bool, prior_scale: float):
     C, _, k = data.X.shape
+    sites = {}
     with numpyro.plate("candidates", C):
         alpha = numpyro.sample("alpha", dist.Gamma(hp.alpha_1, hp.alpha_2))
         if not hierarchical:
-            lam = numpyro.sample("lambda", dist.Gamma(hp.lambda_1, hp.lambda_2))
+            sites["lambda"] = numpyro.sample("lambda", dist.Gamma(hp.lambda_1, hp.lambda_2))
     if hierarchical:
         with numpyro.plate("coefficients", k):
-            mu = numpyro.sample("mu", dist.Normal(0.0, prior_scale))
-            tau = numpyro.sample("tau", dist.HalfNormal(prior_scale))
-        prior_mean = jnp.broadcast_to(mu, (C, k))
-        prior_prec = jnp.broadcast_to(1.0 / tau**2, (C, k))
-    else:
-        prior_mean = jnp.zeros((C, k), data.X.dtype)
-        prior_prec = lam[:, None] * jnp.ones(k, data.X.dtype)
+            sites["mu"] = numpyro.sample("mu", dist.Normal(0.0, prior_scale))
+            sites["tau"] = numpyro.sample("tau", dist.HalfNormal(prior_scale))
+    prior_mean, prior_prec = _coef_prior(sites, C, k, data.X.dtype)
     log_ev = jax.vmap(lambda d, a, pm, pp: _gauss(d, a, pm, pp)[3])(
         data, alpha, prior_mean, prior_prec
     )
@@ -267,8 +293,8 @@ def _hyper_draws(
     *,
     method: Method,
     hp: Hyperprior,
-    hierarchical: bool,
-    prior_scale: float,
+    hierarchical: bool = False,
+    prior_scale: float = 1.0,
     num_warmup: int,
     num_samples: int,
     num_chains: int,
@@ -276,12 +302,11 @@ def _hyper_draws(
 ) -> tuple[jax.Array, jax.Array, jax.Array, dict[str, Any]]:
     """alpha (H, C), prior mean (H, C, k), prior precision (H, C, k), and details."""
     C, _, k = data.X.shape
-    hp_arr = jnp.asarray([hp.alpha_1, hp.alpha_2, hp.lambda_1, hp.lambda_2], dtype=data.X.dtype)
-    alpha_ml, lam_ml = _evidence_all(data, hp_arr)
+    alpha_ml, lam_ml = _evidence_all(data, hp)
     if method == "evidence":
         details = {"alpha": np.asarray(alpha_ml), "lambda": np.asarray(lam_ml)}
-        prior_prec = lam_ml[None, :, None] * jnp.ones(k, data.X.dtype)
-        return alpha_ml[None], jnp.zeros_like(prior_prec), prior_prec, details
+        prior_mean, prior_prec = _coef_prior({"lambda": lam_ml[None]}, C, k, data.X.dtype)
+        return alpha_ml[None], prior_mean, prior_prec, details
 
     init = {"alpha": alpha_ml}
     if hierarchical:
@@ -300,16 +325,10 @@ def _hyper_draws(
     )
     mcmc.run(key, data, hp, hierarchical, prior_scale)
     draws = mcmc.get_samples()
-    alpha = draws["alpha"]
-    if hierarchical:
-        prior_mean = jnp.broadcast_to(draws["mu"][:, None, :], (alpha.shape[0], C, k))
-        prior_prec = jnp.broadcast_to(1.0 / draws["tau"][:, None, :] ** 2, prior_mean.shape)
-    else:
-        prior_prec = draws["lambda"][:, :, None] * jnp.ones(k, data.X.dtype)
-        prior_mean = jnp.zeros_like(prior_prec)
+    prior_mean, prior_prec = _coef_prior(draws, C, k, data.X.dtype)
     details = {name: np.asarray(v) for name, v in draws.items()}
     details["mcmc"] = mcmc
-    return alpha, prior_mean, prior_prec, details
+    return draws["alpha"], prior_mean, prior_prec, details
 
 
 # ---------------------------------------------------------------------------------------
@@ -401,6 +420,15 @@ def _check_draws(samples: Any) -> np.ndarray:
     return s
 
 
+def _total_moments(mean_h, var_h, alpha):
+    """Predictive mean and std of each candidate from per-hyperdraw latent moments (H, C).
+
+    ``alpha`` (noise precision) broadcasts against them; the variance follows the law of
+    total variance over the hyperparameter draws.
+    """
+    return mean_h.mean(0), jnp.sqrt((var_h + 1.0 / alpha).mean(0) + mean_h.var(0))
+
+
 @partial(jax.jit, static_argnames="num_samples")
 def _draws(key, alpha, mean_h, var_h, num_samples: int):
     """Predictive draws, latent draws, mean and std from per-hyperdraw moments (H, C).
@@ -413,13 +441,10 @@ def _draws(key, alpha, mean_h, var_h, num_samples: int):
     S = num_samples if H == 1 else H
     latent = mean_h + jnp.sqrt(var_h) * jax.random.normal(k1, (S, C), mean_h.dtype)
     samples = latent + jax.random.normal(k2, (S, C), mean_h.dtype) / jnp.sqrt(alpha)
-    mean = mean_h.mean(0)
-    # law of total variance over the hyperparameter draws
-    std = jnp.sqrt((var_h + 1.0 / alpha).mean(0) + mean_h.var(0))
-    return samples, latent, mean, std
+    return samples, latent, *_total_moments(mean_h, var_h, alpha)
 
 
-def _result(samples, latent, mean, std, level, gaussian, method, details):
+def _result(samples, latent, mean, std, level, method, details):
     out = FinalAccuracyPrediction(
         mean=np.asarray(mean, dtype=float),
         std=np.asarray(std, dtype=float),
@@ -428,7 +453,7 @@ def _result(samples, latent, mean, std, level, gaussian, method, details):
         level=float(level),
         samples=np.asarray(samples, dtype=float),
         latent_samples=np.asarray(latent, dtype=float),
-        gaussian=gaussian,
+        gaussian=method == "evidence",
         method=method,
         details=details,
     )
@@ -446,13 +471,17 @@ def _check_level(level: float) -> None:
         raise CapjaxInputError(f"level={level!r}: the interval's coverage must be in (0, 1)")
 
 
+def _check_intercept(intercept: str) -> None:
+    if intercept not in ("flat", "ridge"):
+        raise CapjaxInputError(f"intercept={intercept!r}: use 'flat' or 'ridge'")
+
+
 def _check_options(
     basis, intercept, method, hierarchical, num_samples, num_warmup, num_chains, level
 ):
     if basis not in _DEGREE:
         raise CapjaxInputError(f"basis={basis!r}: use one of {sorted(_DEGREE)}")
-    if intercept not in ("flat", "ridge"):
-        raise CapjaxInputError(f"intercept={intercept!r}: use 'flat' or 'ridge'")
+    _check_intercept(intercept)
     if method not in ("evidence", "nuts"):
         raise CapjaxInputError(f"method={method!r}: use 'evidence' or 'nuts'")
     if hierarchical and method != "nuts":
@@ -521,10 +550,17 @@ def _check_counts(name: str, n_used: np.ndarray, p: int, basis: str) -> None:
         )
 
 
-def _as_key(key: Any) -> jax.Array:
+def _split_key(key: Any) -> tuple[jax.Array, jax.Array]:
+    """Keys for the hyperparameter draws and for the predictive draws, from a key or a seed."""
     if isinstance(key, (int, np.integer)):
-        return jax.random.PRNGKey(int(key))
-    return key
+        key = jax.random.PRNGKey(int(key))
+    k_hyper, k_pred = jax.random.split(key)
+    return k_hyper, k_pred
+
+
+def _with_ones(X: np.ndarray) -> np.ndarray:
+    """``[1, X]``: X (n, k) with a leading column of ones, for an intercept."""
+    return np.concatenate([np.ones((len(X), 1)), X], axis=1)
 
 
 def _powers(b: np.ndarray, degree: int, flat: bool) -> np.ndarray:
@@ -610,8 +646,7 @@ def predict_final_accuracy(
     xs = jnp.asarray(_powers(np.broadcast_to(bs, (C,)) / scale, degree, flat))
     data = _prepare_batch(X, jnp.asarray(np.where(used, a, 0.0), X.dtype), jnp.asarray(used), flat)
 
-    key = _as_key(key)
-    k_mcmc, k_pred = jax.random.split(key)
+    k_mcmc, k_pred = _split_key(key)
     alpha, prior_mean, prior_prec, details = _hyper_draws(
         data,
         method=method,
@@ -629,7 +664,7 @@ def predict_final_accuracy(
     details["beta_scale"] = scale
     details["n_used"] = n_used
     draws = _draws(k_pred, alpha, mean_h, var_h, num_samples)
-    return _result(*draws, level, method == "evidence", method, details)
+    return _result(*draws, level, method, details)
 
 
 def predict_from_references(
@@ -710,8 +745,7 @@ def predict_from_references(
     scale = np.sqrt(np.mean(F_ref**2, axis=0))
     F_ref, F = F_ref / scale, F / scale
     if not flat:
-        F_ref = np.concatenate([np.ones((len(F_ref), 1)), F_ref], axis=1)
-        F = np.concatenate([np.ones((len(F), 1)), F], axis=1)
+        F_ref, F = _with_ones(F_ref), _with_ones(F)
     p = F.shape[1] + flat
     if len(rf) < p + 1:
         raise CapjaxInputError(
@@ -720,30 +754,24 @@ def predict_from_references(
             "use_accuracy=False or a smaller basis"
         )
 
-    Xr = jnp.asarray(F_ref)
-    data = _prepare_batch(
-        Xr[None], jnp.asarray(rf, Xr.dtype)[None], jnp.ones((1, len(rf)), bool), flat
-    )
-    key = _as_key(key)
-    k_mcmc, k_pred = jax.random.split(key)
+    data = _prepare_one(F_ref, rf, flat)
+    k_mcmc, k_pred = _split_key(key)
     alpha, prior_mean, prior_prec, details = _hyper_draws(
         data,
         method=method,
         hp=hp,
-        hierarchical=False,
-        prior_scale=1.0,
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
         key=k_mcmc,
     )
     samples, latent, mean, std, theta = _reference_draws(
-        k_pred, data, alpha, prior_mean, prior_prec, jnp.asarray(F, Xr.dtype), num_samples, flat
+        k_pred, data, alpha, prior_mean, prior_prec, jnp.asarray(F, data.X.dtype), num_samples, flat
     )
     col_scale = np.concatenate([[1.0], scale])
     details["coef"] = np.asarray(theta.mean(0)) / col_scale
     details["feature_scale"] = scale
-    return _result(samples, latent, mean, std, level, method == "evidence", method, details)
+    return _result(samples, latent, mean, std, level, method, details)
 
 
 @partial(jax.jit, static_argnames=("num_samples", "flat"))
@@ -770,8 +798,7 @@ def _reference_draws(key, data, alpha, prior_mean, prior_prec, Xc, num_samples: 
     xi = jax.random.normal(kxi, (S,), m.dtype) * jnp.sqrt(d.flat / (d.n * alpha[idx]))
     latent = d.ybar + w @ (Xc - d.xbar).T + xi[:, None]  # (S, C)
     noise = jax.random.normal(keps, latent.shape, m.dtype) / jnp.sqrt(alpha[idx])[:, None]
-    mean = mean_h.mean(0)
-    std = jnp.sqrt((var_h + 1.0 / alpha[:, None]).mean(0) + mean_h.var(0))
+    mean, std = _total_moments(mean_h, var_h, alpha[:, None])
     theta = jnp.concatenate([(d.ybar - m @ d.xbar)[:, None], m], 1) if flat else m
     return latent + noise, latent, mean, std, theta
 
@@ -811,7 +838,7 @@ class BayesRidgeFit:
         mean = self.intercept + X @ self.coef
         if not return_std:
             return mean
-        Z = np.concatenate([np.ones((len(X), 1)), X], axis=1)
+        Z = _with_ones(X)
         var = np.einsum("ni,ij,nj->n", Z, self.cov, Z) + 1.0 / self.alpha
         return mean, np.sqrt(var)
 
@@ -833,8 +860,7 @@ def fit_bayes_ridge(
     ``lambda_``, when both given, are used as they are instead of maximising the evidence.
     """
     hp = Hyperprior() if hyperprior is None else hyperprior
-    if intercept not in ("flat", "ridge"):
-        raise CapjaxInputError(f"intercept={intercept!r}: use 'flat' or 'ridge'")
+    _check_intercept(intercept)
     if (alpha is None) != (lambda_ is None):
         raise CapjaxInputError("pass both alpha and lambda_ to fix them, or neither")
     Xn = np.asarray(X, dtype=float)
@@ -844,16 +870,11 @@ def fit_bayes_ridge(
     if not (np.isfinite(Xn).all() and np.isfinite(yn).all()):
         raise CapjaxInputError("X or y holds NaN/inf; drop those rows first")
     flat = intercept == "flat"
-    Xd = Xn if flat else np.concatenate([np.ones((len(Xn), 1)), Xn], axis=1)
-    Xj = jnp.asarray(Xd)
-    data = _prepare_batch(
-        Xj[None], jnp.asarray(yn, Xj.dtype)[None], jnp.ones((1, len(yn)), bool), flat
-    )
+    data = _prepare_one(Xn if flat else _with_ones(Xn), yn, flat)
     if alpha is None:
-        hp_arr = jnp.asarray([hp.alpha_1, hp.alpha_2, hp.lambda_1, hp.lambda_2], Xj.dtype)
-        a_, l_ = _evidence_all(data, hp_arr)
+        a_, l_ = _evidence_all(data, hp)
     else:
-        a_, l_ = jnp.full(1, alpha, Xj.dtype), jnp.full(1, lambda_, Xj.dtype)
+        a_, l_ = jnp.full(1, alpha, data.X.dtype), jnp.full(1, lambda_, data.X.dtype)
     m, cov, _, log_ev = _gauss_batch(data, a_, l_)
     d = jax.tree.map(lambda v: v[0], data)
     m, cov, log_ev, a_, l_ = m[0], cov[0], log_ev[0], a_[0], l_[0]

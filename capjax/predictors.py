@@ -109,6 +109,21 @@ def _from_scores(task: Task, score: np.ndarray, why: str, **kwargs: Any) -> Fore
     return Forecast(tuple(task.sweep.names), np.where(np.isfinite(score), score, np.nan), reasons=reasons, **kwargs)
 
 
+def _with_reasons(
+    task: Task, forecast: Forecast, reasons: Mapping[str, str], *, keep_divergence: bool = True
+) -> Forecast:
+    """``forecast`` with ``reasons[name]`` in place of the generic reason of each NaN candidate.
+
+    Candidates with a finite score get no reason. A diverged candidate keeps the reason
+    :func:`_from_scores` gave it (its divergence) unless ``keep_divergence`` is False.
+    """
+    merged = dict(forecast.reasons)
+    for name, failed in zip(task.sweep.names, task.sweep.failed, strict=True):
+        if name in merged and name in reasons and not (failed and keep_divergence):
+            merged[name] = reasons[name]
+    return dataclasses.replace(forecast, reasons=merged)
+
+
 @register("early_acc")
 def early_acc(task: Task) -> Forecast:
     """VAccES: validation accuracy at the budget (SPEC 4)."""
@@ -151,11 +166,9 @@ def curve(task: Task) -> Forecast:
     fits = curves.extrapolate_curve(task.early("val_acc"), task.full_epochs)
     value = np.array([f.value for f in fits])
     out = _from_scores(task, value, "every curve family failed", mean=value)
-    reasons = dict(out.reasons)
-    for name, fit in zip(task.sweep.names, fits, strict=True):
-        if fit.reason and name in reasons:
-            reasons[name] = fit.reason
-    return dataclasses.replace(out, reasons=reasons)
+    # a fit's own reason wins even over a divergence (e.g. "only 1 finite epoch(s)")
+    reasons = {name: fit.reason for name, fit in zip(task.sweep.names, fits, strict=True) if fit.reason}
+    return _with_reasons(task, out, reasons, keep_divergence=False)
 
 
 def _beta_forecast(task: Task, interaction: str) -> Forecast:
@@ -185,12 +198,8 @@ def _beta_forecast(task: Task, interaction: str) -> Forecast:
         samples=samples,
         level=pred.level,
     )
-    reasons = dict(out.reasons)
-    for c, why in pred.reasons.items():
-        name = task.sweep.names[c]
-        if not task.sweep.failed[c]:
-            reasons[name] = why
-    return dataclasses.replace(out, reasons=reasons)
+    # pred.reasons covers the invalid candidates only, whose mean is NaN
+    return _with_reasons(task, out, {task.sweep.names[c]: why for c, why in pred.reasons.items()})
 
 
 @register("beta_coupling")

@@ -71,7 +71,7 @@ from scipy.stats import kendalltau
 from sklearn.ensemble import RandomForestRegressor
 
 from capjax.fractal import fractal_features
-from capjax.predictors import Forecast, Task, _from_scores, register
+from capjax.predictors import Forecast, Task, _from_scores, _with_reasons, register
 from capjax.probe import apply_probe
 from capjax.rolled import eigenvector_centrality, rolled_blocks, weighted_degree
 from capjax.spectral import mean_alpha
@@ -218,14 +218,20 @@ def _fractal(params: Params, ctx: SweepContext) -> tuple[float, ...]:
     return (float(dims.mean()) if dims.size else math.nan,)
 
 
-def _transferability(score: Callable[[np.ndarray, np.ndarray], float]) -> Summary:
-    """A summary scoring the backbone's features of the probe batch with ``score``."""
+def _transferability(params: Params, ctx: SweepContext) -> tuple[float, ...]:
+    """Each of :data:`_TRANSFERABILITY_SCORES` of the backbone's features of the probe batch.
 
-    def summary(params: Params, ctx: SweepContext) -> tuple[float, ...]:
-        f = np.asarray(_features(ctx.candidate.family, params["backbone"], ctx.probe_x))
-        return (score(f, ctx.probe_y),)
-
-    return summary
+    One forward pass serves every score; a score undefined for the features (its checks
+    raise :class:`~capjax.validation.CapjaxInputError`) is NaN on its own.
+    """
+    f = np.asarray(_features(ctx.candidate.family, params["backbone"], ctx.probe_x))
+    values = []
+    for score in _TRANSFERABILITY_SCORES.values():
+        try:
+            values.append(score(f, ctx.probe_y))
+        except CapjaxInputError:
+            values.append(math.nan)
+    return tuple(values)
 
 
 def _zero_cost(params: Params, ctx: SweepContext) -> tuple[float, ...]:
@@ -264,6 +270,12 @@ ROLLED_FIELDS = (
     "rolled_centrality_std",
 )
 STRENGTH_FIELDS = ("strength", "fluctuation")
+_TRANSFERABILITY_SCORES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "logme": logme,
+    "hscore": h_score,
+    "transrate": transrate,
+}
+"""Record field -> its transferability score of (features, labels)."""
 ZERO_COST_FIELDS = ("zc_grad_norm", "zc_snip", "zc_synflow", "zc_jacov", "zc_nwot")
 
 _SIGNALS: tuple[_Signals, ...] = (
@@ -272,9 +284,7 @@ _SIGNALS: tuple[_Signals, ...] = (
     _Signals(STRENGTH_FIELDS, _strength),
     _Signals(ROLLED_FIELDS, _rolled),
     _Signals(("fractal",), _fractal),
-    _Signals(("logme",), _transferability(logme)),
-    _Signals(("hscore",), _transferability(h_score)),
-    _Signals(("transrate",), _transferability(transrate)),
+    _Signals(tuple(_TRANSFERABILITY_SCORES), _transferability),
     _Signals(ZERO_COST_FIELDS, _zero_cost, initial_only=True),
 )
 
@@ -405,15 +415,6 @@ def signal_direction(
         if np.isfinite(tau) and tau != 0:
             return float(np.sign(tau)), f"Kendall tau {tau:+.2f} on {ok.sum()} reference candidates"
     return (1.0 if higher_is_better else -1.0), "literature"
-
-
-def _with_reasons(task: Task, out: Forecast, reasons: Mapping[str, str]) -> Forecast:
-    """``out`` with per-candidate reasons for NaN scores, except for diverged candidates."""
-    merged = dict(out.reasons)
-    for name, failed in zip(task.sweep.names, task.sweep.failed, strict=True):
-        if name in merged and name in reasons and not failed:
-            merged[name] = reasons[name]
-    return dataclasses.replace(out, reasons=merged)
 
 
 def _directed(

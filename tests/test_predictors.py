@@ -41,6 +41,21 @@ def test_failed_candidates_are_nan_with_their_reason_and_the_rest_are_scored(tmp
         assert np.isfinite(np.delete(f.score, 2)).all()
 
 
+def test_specific_reasons_replace_the_generic_one_and_only_curve_overrides_a_divergence(tmp_path):
+    fields, _ = planted_curves(n=8)
+    for c in (2, 3):  # c02 diverged at epoch 2, c03 just stopped
+        fields["val_acc"][c, 2:] = np.nan
+        fields["beta_coupling"][c, 2:] = np.nan
+    sweep = fake_sweep(tmp_path, fields, failed={"c02": "loss is NaN at epoch 2"})
+    task = Task(sweep, budget=5, full_epochs=20)
+    beta = PREDICTORS["beta_coupling"](task)
+    assert beta.reasons["c02"] == "loss is NaN at epoch 2"
+    assert beta.reasons["c03"].startswith("2 finite observation pair(s)")
+    curve = PREDICTORS["curve"](task)
+    assert curve.reasons["c02"] == curve.reasons["c03"] == "only 1 finite epoch(s); extrapolation needs at least 2"
+    assert set(beta.reasons) == set(curve.reasons) == {"c02", "c03"}
+
+
 def test_too_short_budget_is_a_reason_not_an_error(planted):
     sweep, _ = planted
     f = PREDICTORS["curve"](Task(sweep, budget=1, full_epochs=20))

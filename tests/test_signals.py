@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from capjax import signals
+from capjax import signals, transferability
 from capjax.data import Dataset
 from capjax.predictors import PREDICTORS, Task
 from capjax.sweep import SNAPSHOT_DIR, SweepContext, run_sweep
@@ -112,6 +112,32 @@ def test_fields_share_one_computation_and_stop_after_last_epoch(monkeypatch):
         signals.record_fns(["l2", "logme"])
     with pytest.raises(CapjaxInputError, match="last_epoch"):
         signals.record_fns(last_epoch=-1)
+
+
+def test_transferability_fields_share_one_forward_pass_and_fail_one_by_one(monkeypatch):
+    c, shape = CASES["mlp-image"]
+    data = _dataset(shape)
+    params = _params(c, data)
+    ctx = _context(c, data, 1)
+    features = np.asarray(signals._features(c.family, params["backbone"], ctx.probe_x))
+    calls = []
+    real = signals._features
+    monkeypatch.setattr(signals, "_features", lambda *args: calls.append(1) or real(*args))
+    fields = ("logme", "hscore", "transrate")
+    values = {k: fn(params, ctx) for k, fn in signals.record_fns(fields).items()}
+    assert len(calls) == 1
+    assert values == {
+        "logme": transferability.logme(features, ctx.probe_y),
+        "hscore": transferability.h_score(features, ctx.probe_y),
+        "transrate": transferability.transrate(features, ctx.probe_y),
+    }
+
+    def undefined(f, y):
+        raise CapjaxInputError("undefined here")
+
+    monkeypatch.setitem(signals._TRANSFERABILITY_SCORES, "hscore", undefined)
+    again = {k: fn(params, ctx) for k, fn in signals.record_fns(fields).items()}
+    assert math.isnan(again.pop("hscore")) and again == {k: values[k] for k in ("logme", "transrate")}
 
 
 def test_undefined_signal_is_nan_not_an_error():
