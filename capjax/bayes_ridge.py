@@ -728,7 +728,7 @@ def predict_from_references(
                 "features are read: choose an n_early that every run reached"
             )
 
-    degree, flat = _DEGREE[basis], intercept == "flat"
+    degree = _DEGREE[basis]
 
     def features(bb, aa):
         cols = [bb**j for j in range(1, degree + 1)] + ([aa] if use_accuracy else [])
@@ -742,36 +742,82 @@ def predict_from_references(
             f"feature column(s) {const.tolist()} are the same for every reference model, so "
             "their effect cannot be learned: use references that differ there"
         )
-    scale = np.sqrt(np.mean(F_ref**2, axis=0))
-    F_ref, F = F_ref / scale, F / scale
-    if not flat:
-        F_ref, F = _with_ones(F_ref), _with_ones(F)
-    p = F.shape[1] + flat
+    p = F.shape[1] + (intercept == "flat")
     if len(rf) < p + 1:
         raise CapjaxInputError(
             f"{len(rf)} reference model(s) for {p} coefficients: the regression needs at "
             f"least {p + 1} (one left for the noise); add references, or use "
             "use_accuracy=False or a smaller basis"
         )
+    scale = np.sqrt(np.mean(F_ref**2, axis=0))
+    samples, latent, mean, std, theta, details = regression_draws(
+        F_ref / scale,
+        rf,
+        F / scale,
+        intercept=intercept,
+        method=method,
+        hyperprior=hp,
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        num_chains=num_chains,
+        key=key,
+    )
+    details["coef"] = np.asarray(theta.mean(0)) / np.concatenate([[1.0], scale])
+    details["feature_scale"] = scale
+    return _result(samples, latent, mean, std, level, method, details)
 
-    data = _prepare_one(F_ref, rf, flat)
+
+def regression_draws(
+    F_ref: np.ndarray,
+    y_ref: np.ndarray,
+    F: np.ndarray,
+    *,
+    intercept: Intercept = "flat",
+    method: Method = "evidence",
+    hyperprior: Hyperprior | None = None,
+    num_samples: int = 2000,
+    num_warmup: int = 1000,
+    num_chains: int = 1,
+    key: Any = 0,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+    """Joint posterior predictive draws of one Bayesian ridge regression (the SPEC 2.4 model).
+
+    ``y = theta_0 + F theta + eps`` is fitted on the references ``(F_ref, y_ref)`` and read
+    at the rows of ``F``; theta is integrated out analytically and the precisions are set by
+    the evidence or sampled with NUTS (``method``). Every draw shares one coefficient
+    vector across the rows, so the draws are joint.
+
+    Args:
+      F_ref: ``(R, k)`` reference features, finite, in units the ridge prior suits (scaled).
+      y_ref: ``(R,)`` reference targets, finite, any units.
+      F: ``(C, k)`` features of the rows to predict.
+
+    The ridge prior keeps the posterior proper with more coefficients than references;
+    callers that want a degree of freedom left for the noise check ``R`` themselves.
+
+    Returns:
+      ``samples`` and ``latent`` ``(S, C)`` (with and without the noise), the predictive
+      ``mean`` and ``std`` ``(C,)``, ``theta`` ``(S, 1 + k)`` (intercept first) and the
+      fit's details (precision draws; the MCMC object for NUTS).
+    """
+    flat = intercept == "flat"
+    if not flat:
+        F_ref, F = _with_ones(F_ref), _with_ones(F)
+    data = _prepare_one(F_ref, y_ref, flat)
     k_mcmc, k_pred = _split_key(key)
     alpha, prior_mean, prior_prec, details = _hyper_draws(
         data,
         method=method,
-        hp=hp,
+        hp=Hyperprior() if hyperprior is None else hyperprior,
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
         key=k_mcmc,
     )
-    samples, latent, mean, std, theta = _reference_draws(
+    draws = _reference_draws(
         k_pred, data, alpha, prior_mean, prior_prec, jnp.asarray(F, data.X.dtype), num_samples, flat
     )
-    col_scale = np.concatenate([[1.0], scale])
-    details["coef"] = np.asarray(theta.mean(0)) / col_scale
-    details["feature_scale"] = scale
-    return _result(samples, latent, mean, std, level, method, details)
+    return (*draws, details)
 
 
 @partial(jax.jit, static_argnames=("num_samples", "flat"))
