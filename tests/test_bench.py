@@ -35,5 +35,9 @@ def test_evaluate_scores_test_split_and_marks_a_breaking_predictor_failed(tmp_pa
     assert scores["early_acc"][8]["test"]["tau"] > 0.5
     assert scores["cheat"][8]["dev"]["tau"] == 1.0
     assert scores["beta_best"][8]["chosen_on_dev"] == "beta_coupling"
+    # chosen on dev, reported with its test scores
+    chosen = scores["single_best"][8]["chosen_on_dev"]
+    assert scores[chosen][8]["dev"]["tau"] == 1.0
+    assert scores["single_best"][8]["test"] == scores[chosen][8]["test"]
     table = bench.markdown_table(scores, [3, 8], [15, 40], "planted")
     assert "| broken | failed | failed |" in table and "early_acc" in table
