@@ -41,3 +41,18 @@ def test_evaluate_scores_test_split_and_marks_a_breaking_predictor_failed(tmp_pa
     assert scores["single_best"][8]["test"] == scores[chosen][8]["test"]
     table = bench.markdown_table(scores, [3, 8], [15, 40], "planted")
     assert "| broken | failed | failed |" in table and "early_acc" in table
+
+
+def test_a_supervised_predictors_dev_score_is_cross_fitted_not_in_sample(tmp_path, monkeypatch):
+    fields, _ = planted_curves(n=20)
+    sweep = fake_sweep(tmp_path, fields)
+
+    def memorise(task):  # perfect in sample, worthless out of sample
+        return Forecast(tuple(task.sweep.names), np.nan_to_num(task.reference, nan=0.0))
+
+    monkeypatch.setitem(PREDICTORS, "memorise", memorise)
+    monkeypatch.setattr(bench, "SUPERVISED", ("memorise",))
+    dev = bench.split_candidates(20, seed=0)
+    scores = bench.evaluate(sweep, ["memorise", "early_acc"], [8], 20, dev, seed=0)
+    assert not scores["memorise"][8]["dev"]["tau"] > 0.5  # held-out folds all predicted 0
+    assert scores["single_best"][8]["chosen_on_dev"] == "early_acc"
