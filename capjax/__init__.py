@@ -12,6 +12,7 @@ from capjax.bayes_ridge import (
     predict_final_accuracy,
     predict_from_references,
     prob_best,
+    regression_draws,
 )
 from capjax.capacitance import (
     Reduction,
@@ -159,6 +160,7 @@ __all__ = [
     "prob_best",
     "reduce_strengths",
     "register",
+    "regression_draws",
     "rolled_adjacency",
     "roughness",
     "run_sweep",
