@@ -23,25 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._timing import RESULTS, write_json  # noqa: E402
+from capjax.bench import PLOTTED  # noqa: E402
 
 RUN = re.compile(r"(?P<zoo>\w+)-(?P<data>\w+)-n\d+-e\d+-s(?P<seed>\d+)$")
 ROWS = ("combined", "single_best", "test_best", "early_acc", "beta_best")
 NOT_SINGLE = ("combined", "single_best", "beta_best")
-TABLE = (
-    "beta_coupling",
-    "beta_hessian",
-    "beta_cross_hessian",
-    "beta_best",
-    "combined",
-    "single_best",
-    "early_acc",
-    "tse_e",
-    "curve",
-    "logme",
-    "zc_synflow",
-    "vahedian",
-)
-"""Predictors in the across-seeds table: the paper's formulations, capjax's, and one per baseline family."""
+TABLE = (*PLOTTED, "beta_best", "single_best")
+"""Predictors in the across-seeds table: those of the bench's figure and the rows chosen on development."""
 
 
 def _tau(cell: dict) -> float:
