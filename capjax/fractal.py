@@ -170,7 +170,7 @@ def fractal_features(params: Any, *, threshold: float | None = None) -> Array:
         dim = (
             fractal_dimension(kernel, threshold=threshold)
             if min(image_shape) >= 4
-            else jnp.asarray(jnp.nan, kernel.dtype)
+            else jnp.full((), jnp.nan, jnp.asarray(kernel).dtype)
         )
         features.append(jnp.stack([dim, roughness(kernel)]))
     return jnp.concatenate(features)
