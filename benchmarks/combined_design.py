@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 from scipy.stats import kendalltau
 from sklearn.model_selection import KFold
 
@@ -47,15 +48,11 @@ ZOOS = (
 SIX = ("logit_acc", "acc_gain", "logit_curve", "train_loss", "log_beta_coupling", "log_beta_change_coupling")
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def designs(X: np.ndarray, names: list[str]) -> dict[str, tuple[np.ndarray, bool]]:
     """Design name -> (feature matrix, whether the target is logit accuracy)."""
     six = X[:, [names.index(n) for n in SIX]].copy()
     for n in ("logit_acc", "logit_curve"):  # the first design read accuracies, not logits
-        six[:, SIX.index(n)] = _sigmoid(six[:, SIX.index(n)])
+        six[:, SIX.index(n)] = expit(six[:, SIX.index(n)])
     return {"six/acc": (six, False), "all/acc": (X, False), "all/logit": (X, True)}
 
 

@@ -23,11 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._timing import RESULTS, write_json  # noqa: E402
-from capjax.bench import PLOTTED  # noqa: E402
+from capjax.bench import COMBINING, PLOTTED  # noqa: E402
 
 RUN = re.compile(r"(?P<zoo>\w+)-(?P<data>\w+)-n\d+-e\d+-s(?P<seed>\d+)$")
 ROWS = ("combined", "single_best", "test_best", "early_acc", "beta_best")
-NOT_SINGLE = ("combined", "single_best", "beta_best")
+NOT_SINGLE = (*COMBINING, "single_best", "beta_best")
 TABLE = (*PLOTTED, "beta_best", "single_best")
 """Predictors in the across-seeds table: those of the bench's figure and the rows chosen on development."""
 

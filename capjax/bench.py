@@ -25,6 +25,7 @@ Protocol:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -86,25 +87,19 @@ def _cross_fitted(predictor, task, truth: np.ndarray, dev: np.ndarray, seed: int
     The development candidates are split into ``folds`` seeded folds; each fold is
     predicted by a fit on the other folds' truth only. The test candidates keep NaN.
     """
-    import dataclasses
-
     dev_idx = np.flatnonzero(dev)
-    fold = np.random.default_rng(seed).permutation(len(dev_idx)) % folds
-    n = len(truth)
-    score, lower, upper = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    full = None
+    fold_of = np.random.default_rng(seed).permutation(len(dev_idx)) % folds
+    score, lower, upper = (np.full(len(truth), np.nan) for _ in range(3))
     for f in range(folds):
-        held = dev_idx[fold == f]
+        held = dev_idx[fold_of == f]
         reference = np.where(dev, truth, np.nan)
         reference[held] = np.nan
-        full = predictor(dataclasses.replace(task, reference=reference))
-        score[held] = full.score[held]
-        if full.lower is not None:
-            lower[held], upper[held] = full.lower[held], full.upper[held]
-    has_interval = full is not None and full.lower is not None
-    return dataclasses.replace(
-        full, score=score, lower=lower if has_interval else None, upper=upper if has_interval else None
-    )
+        forecast = predictor(dataclasses.replace(task, reference=reference))
+        score[held] = forecast.score[held]
+        if forecast.lower is not None:
+            lower[held], upper[held] = forecast.lower[held], forecast.upper[held]
+    interval = {} if forecast.lower is None else {"lower": lower, "upper": upper}
+    return dataclasses.replace(forecast, score=score, **interval)
 
 
 def evaluate(
