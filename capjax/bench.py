@@ -49,7 +49,6 @@ PLOTTED = (
 )
 """Predictors drawn in the score-vs-budget figure, fixed in advance: the paper's formulations,
 capjax's combined predictor and one of each baseline family (the table holds all of them)."""
-INTERVAL_PREDICTORS_LEVEL = 0.9
 COMBINING = ("combined",)
 """Predictors that combine several signals; ``single_best`` chooses among the others."""
 SUPERVISED = ("combined", "beta_cross_coupling", "beta_cross_hessian", "vahedian", "la_malfa")

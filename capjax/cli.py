@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from capjax.bench import budget_epochs
 from capjax.validation import CapjaxInputError
 
 DEFAULT_FULL_EPOCHS = 30
@@ -34,7 +35,7 @@ def parse_budget(text: str, full_epochs: int) -> int:
     """Early epochs from ``"5"`` (epochs) or ``"10%"`` (of ``full_epochs``, at least 1)."""
     text = str(text).strip()
     try:
-        epochs = max(1, round(float(text[:-1]) / 100 * full_epochs)) if text.endswith("%") else int(text)
+        epochs = budget_epochs(float(text[:-1]), full_epochs) if text.endswith("%") else int(text)
     except ValueError:
         raise CapjaxInputError(
             f"budget {text!r} is not a number; pass epochs (e.g. 5) or a percentage (e.g. 10%)"

@@ -32,7 +32,6 @@ def plot_trajectories(
     ylabel: str = "beta_eff",
     title: str = "beta_eff during fine-tuning",
     highlight: Sequence[str] = (),
-    logy: bool = False,
 ) -> Path:
     """One line per candidate: ``curves[name] = (epochs, values)``; ``highlight`` drawn bold."""
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -51,8 +50,6 @@ def plot_trajectories(
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("symlog", linthresh=1e-6)
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best")

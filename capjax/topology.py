@@ -25,6 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.flatten_util import ravel_pytree
 
 from capjax._fit import slope
@@ -154,4 +155,4 @@ def weight_l2_norm(params: Any) -> Array:
     leaves = jax.tree.leaves(params)
     if not leaves:
         raise CapjaxInputError("params has no arrays; pass the model's parameter pytree")
-    return jnp.sqrt(sum(jnp.sum(jnp.square(jnp.asarray(x))) for x in leaves))
+    return optax.tree.norm(jax.tree.map(jnp.asarray, params))

@@ -60,22 +60,18 @@ def _loss_grad(apply_fn: ApplyFn, params: Any, batch: Batch, loss_fn: LossFn) ->
     return jax.grad(lambda p: loss_fn(apply_fn(p, x), y))(params)
 
 
-def _tree_sum(tree: Any) -> Array:
-    return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(tree))
-
-
 def grad_norm(
     apply_fn: ApplyFn, params: Any, batch: Batch, *, loss_fn: LossFn = cross_entropy
 ) -> Array:
     """``||dL/dtheta||_2``, the l2 norm of the loss gradient over all parameters; scalar."""
     grads = _loss_grad(apply_fn, params, batch, loss_fn)
-    return jnp.sqrt(_tree_sum(jax.tree.map(jnp.square, grads)))
+    return optax.tree.norm(grads)
 
 
 def snip(apply_fn: ApplyFn, params: Any, batch: Batch, *, loss_fn: LossFn = cross_entropy) -> Array:
     """SNIP: ``sum_i |dL/dtheta_i * theta_i|`` over all parameters; scalar."""
     grads = _loss_grad(apply_fn, params, batch, loss_fn)
-    return _tree_sum(jax.tree.map(lambda g, w: jnp.abs(g * w), grads, params))
+    return optax.tree.sum(jax.tree.map(lambda g, w: jnp.abs(g * w), grads, params))
 
 
 def synflow(apply_fn: ApplyFn, params: Any, batch: Batch) -> Array:
@@ -97,7 +93,7 @@ def synflow(apply_fn: ApplyFn, params: Any, batch: Batch) -> Array:
     abs_params = jax.tree.map(lambda w: jnp.abs(w).astype(dtype), params)
     ones = jnp.ones((1, *x.shape[1:]), dtype)
     grads = jax.grad(lambda p: jnp.sum(apply_fn(p, ones)))(abs_params)
-    score = _tree_sum(jax.tree.map(lambda g, w: jnp.abs(g * w), grads, abs_params))
+    score = optax.tree.sum(jax.tree.map(lambda g, w: jnp.abs(g * w), grads, abs_params))
     if is_concrete(score) and not jnp.isfinite(score):
         raise CapjaxInputError(
             f"synflow overflowed {jnp.dtype(dtype).name}; call it inside "
