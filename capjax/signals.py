@@ -77,7 +77,7 @@ from capjax.rolled import eigenvector_centrality, rolled_blocks, weighted_degree
 from capjax.spectral import mean_alpha
 from capjax.strength import strength_features
 from capjax.sweep import RecordFn, SweepContext, load_snapshots
-from capjax.topology import ph_dimension, weight_l2_norm
+from capjax.topology import ph_dimension, subset_sizes, weight_l2_norm
 from capjax.transferability import h_score, logme, transrate
 from capjax.validation import CapjaxInputError
 from capjax.zerocost import grad_norm, jacov, nwot, snip, synflow
@@ -507,16 +507,11 @@ rests on two or three sizes of two or three points.
 """
 
 
-def _ph_sizes(n: int) -> tuple[int, ...]:
-    """Subset sizes: distinct integers of 8 geometric steps from ``max(2, n // 10)`` to ``n``."""
-    return tuple(int(s) for s in np.unique(np.geomspace(max(2, n // 10), n, 8).astype(int)))
-
-
 def trajectory_ph_dim(task: Task, name: str) -> tuple[float, str | None]:
     """PH_0 dimension of one candidate's snapshots over epochs 0..budget; ``(value, reason)``.
 
     Birdal et al. (2021) via :func:`capjax.topology.ph_dimension` with ``alpha = 1``, the
-    subset sizes of :func:`_ph_sizes`, and random subsets keyed by ``task.seed`` (the same
+    subset sizes of :func:`capjax.topology.subset_sizes` from 2 up, and random subsets keyed by ``task.seed`` (the same
     draws for every candidate). The points are the flattened ``{"backbone", "head"}``
     parameters saved after each epoch (the probe is frozen). Birdal et al. read late
     iterates; here the trajectory is the early one the budget allows.
@@ -532,7 +527,7 @@ def trajectory_ph_dim(task: Task, name: str) -> tuple[float, str | None]:
             f">= {MIN_PH_ITERATES} (a budget of >= {MIN_PH_ITERATES - 1} epochs)"
         )
     try:
-        value = float(ph_dimension(points, jax.random.key(task.seed), sizes=_ph_sizes(len(points))))
+        value = float(ph_dimension(points, jax.random.key(task.seed), sizes=subset_sizes(len(points), min_size=2)))
     except CapjaxInputError as err:
         return math.nan, str(err)
     if not (math.isfinite(value) and value > 0):

@@ -87,8 +87,9 @@ def minimum_spanning_tree(dist: Array, mask: Array | None = None) -> Array:
     return lengths
 
 
-def _default_sizes(n_total: int) -> tuple[int, ...]:
-    smallest = min(max(n_total // 10, 8), n_total)
+def subset_sizes(n_total: int, *, min_size: int = 8) -> tuple[int, ...]:
+    """Distinct integers of 8 geometric steps from ``max(n_total // 10, min_size)`` to ``n_total``."""
+    smallest = min(max(n_total // 10, min_size), n_total)
     sizes = np.unique(np.geomspace(smallest, n_total, 8).astype(int))
     return tuple(int(s) for s in sizes)
 
@@ -123,7 +124,7 @@ def ph_dimension(
         )
     check_finite("trajectory", points, "drop the iterates after the run diverged")
     n_total = points.shape[0]
-    sizes = _default_sizes(n_total) if sizes is None else tuple(int(s) for s in sizes)
+    sizes = subset_sizes(n_total) if sizes is None else tuple(int(s) for s in sizes)
     if len(set(sizes)) < 2 or min(sizes) < 2 or max(sizes) > n_total:
         raise CapjaxInputError(
             f"sizes={sizes} with {n_total} iterates; give at least two distinct subset "
