@@ -24,7 +24,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import capjax  # noqa: E402
 from benchmarks._timing import best_time, write_json  # noqa: E402
-from capjax.dynamics import coupling_strengths  # noqa: E402
+from capjax.capacitance.dynamics import coupling_strengths  # noqa: E402
 from examples import digits_probe  # noqa: E402
 
 

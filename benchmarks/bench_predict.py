@@ -1,4 +1,4 @@
-"""Throughput of final-accuracy prediction (issue 3, SPEC 2.4), in candidates per second.
+"""Throughput of final-accuracy prediction (issue 3, docs/method.md §2.4), in candidates per second.
 
 (a) the fast path (evidence-maximising precisions, exact conjugate posterior) on n = 10,
     100, 1000 candidates in one vmapped call, against the same candidates one at a time
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._timing import best_time, write_json  # noqa: E402
-from capjax.predict import predict_final  # noqa: E402
+from capjax.bayes import predict_final  # noqa: E402
 
 T = 8  # early observations per candidate
 

@@ -9,12 +9,12 @@ out-of-fold predictions and the truth. The designs:
 * ``six/acc``: the first combined predictor: six features (early accuracy, its gain, the
   curve extrapolation, training loss, log beta_eff and its change; coupling) regressed
   on final accuracy;
-* ``all/acc``: every feature of :func:`capjax.combined.combined_features`, on accuracy;
+* ``all/acc``: every feature of :func:`capjax.predictors.combined.combined_features`, on accuracy;
 * ``all/logit``: every feature, on the logit of final accuracy (the chosen design);
 * ``early_acc``: plain early accuracy, for reference (no fit).
 
 Each fit is the same Bayesian linear model as the predictor, with the precisions at
-their evidence maximum (``method="evidence"``) instead of NUTS so that the 320 fits
+their evidence maximum (``method="fast"``) instead of NUTS so that the 320 fits
 take seconds. The test split is never read.
 
     python benchmarks/combined_design.py    # writes benchmarks/results/combined_design.json
@@ -33,11 +33,11 @@ from sklearn.model_selection import KFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._timing import RESULTS, write_json  # noqa: E402
-from capjax.bayes_ridge import regression_draws  # noqa: E402
-from capjax.bench import budget_epochs, split_candidates  # noqa: E402
-from capjax.combined import _standardise, combined_features, logit  # noqa: E402
+from capjax.bayes import regression_draws  # noqa: E402
 from capjax.predictors import Task  # noqa: E402
-from capjax.sweep import load_sweep  # noqa: E402
+from capjax.predictors.combined import combined_features, logit, standardise  # noqa: E402
+from capjax.records import load_sweep  # noqa: E402
+from capjax.scoring.protocol import budget_epochs, split_candidates  # noqa: E402
 
 ZOOS = (
     "transfer-digits-n60-e50-s0",
@@ -64,9 +64,9 @@ def cv_tau(X: np.ndarray, y: np.ndarray, on_logit: bool, shuffles: int = 2, fold
         for tr, te in KFold(folds, shuffle=True, random_state=r).split(X):
             fit = np.zeros(len(y), bool)
             fit[tr] = True
-            Z = _standardise(X, fit)
+            Z = standardise(X, fit)
             target = logit(y[tr]) if on_logit else y[tr]
-            _, _, mean, *_ = regression_draws(Z[tr], target, Z[te], method="evidence")
+            _, _, mean, *_ = regression_draws(Z[tr], target, Z[te], method="fast")
             oof[te] = np.asarray(mean)
         taus.append(kendalltau(oof, y).statistic)
     return float(np.mean(taus))

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._timing import RESULTS, write_json  # noqa: E402
-from capjax.bench import COMBINING, PLOTTED  # noqa: E402
+from capjax.scoring.protocol import COMBINING, PLOTTED  # noqa: E402
 
 RUN = re.compile(r"(?P<zoo>\w+)-(?P<data>\w+)-n\d+-e\d+-s(?P<seed>\d+)$")
 ROWS = ("combined", "single_best", "test_best", "early_acc", "beta_best")

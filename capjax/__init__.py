@@ -1,65 +1,67 @@
 """capjax: which candidate model ends up best, from a few early epochs, with honest uncertainty.
 
-The public API is re-exported here; each name lives in the module named after its concept.
+One room per concept, each a namespace (``capjax.capacitance``, ``capjax.bayes``, ...), data
+flowing one way through them (docs/architecture.md). The names most people need are
+re-exported here; each lives in the module named after its concept.
 """
 
-from capjax.bayes_ridge import (
+from capjax import (
+    base,
+    bayes,
+    capacitance,
+    data,
+    plots,
+    predictors,
+    records,
+    scoring,
+    signals,
+    training,
+    workflows,
+)
+from capjax.base import CapjaxInputError, candidate_mesh, map_candidates, shard_candidates
+from capjax.bayes import (
     BayesRidgeFit,
-    FinalAccuracyPrediction,
     Hyperprior,
+    Prediction,
+    Ranking,
     expected_regret,
     fit_bayes_ridge,
-    predict_final_accuracy,
+    plot_ranking,
+    predict_final,
     predict_from_references,
     prob_best,
+    rank,
+    ranking,
     regression_draws,
 )
 from capjax.capacitance import (
-    Reduction,
-    beta_eff,
-    beta_eff_dense,
-    network_reduction,
-    reduce_strengths,
-)
-from capjax.curves import (
-    CurveFit,
-    curve_extrapolation,
-    early_val_accuracy,
-    extrapolate_curve,
-    sovl,
-    tse,
-    tse_e,
-    tse_ema,
-)
-from capjax.data import Dataset, batch_indices, batches, load_dataset
-from capjax.dynamics import (
     DENSE_INTERACTIONS,
     INTERACTIONS,
+    NCProbe,
+    NCProbeLinen,
+    Reduction,
     Strengths,
+    apply_probe,
+    as_dense_stack,
+    as_layer_stack,
+    beta_eff,
+    beta_eff_dense,
+    beta_eff_every,
+    check_stack,
     coupling_strengths,
+    freeze_probe,
     hessian_strengths,
+    init_probe,
+    line_graph_adjacency,
+    network_reduction,
+    neuron_adjacency,
+    reduce_strengths,
     stack_apply,
     velocity,
 )
-from capjax.fractal import box_counting_dimension, fractal_dimension, fractal_features, roughness
-from capjax.graph import as_dense_stack, as_layer_stack, check_stack, line_graph_adjacency, neuron_adjacency
-from capjax.predict import Prediction, Ranking, plot_ranking, predict_final, rank
-from capjax.predictors import PREDICTORS, Forecast, Task, register
-from capjax.probe import (
-    NCProbe,
-    NCProbeLinen,
-    apply_probe,
-    beta_eff_every,
-    freeze_probe,
-    init_probe,
-)
-from capjax.rolled import (
-    eigenvector_centrality,
-    rolled_adjacency,
-    snapshot_features,
-    temporal_features,
-    weighted_degree,
-)
+from capjax.data import Dataset, batch_indices, batches, load_dataset
+from capjax.predictors import PREDICTORS, Forecast, Needs, PredictorSpec, Task, register
+from capjax.records import SweepResult, Trajectory, load_records, load_snapshots, load_sweep
 from capjax.scoring import (
     bootstrap_interval,
     interval_coverage,
@@ -69,38 +71,70 @@ from capjax.scoring import (
     spearman_rho,
     top1_regret,
 )
-from capjax.sharding import candidate_mesh, map_candidates, shard_candidates
-from capjax.spectral import layer_alphas, mean_alpha
-from capjax.strength import layer_fluctuation, node_strengths, strength_features, symmetric_kl
-from capjax.sweep import SweepContext, SweepResult, Trajectory, load_records, load_snapshots, load_sweep, run_sweep
-from capjax.topology import minimum_spanning_tree, ph_dimension, weight_l2_norm
-from capjax.transferability import h_score, logme, transrate
-from capjax.validation import CapjaxInputError
-from capjax.zerocost import grad_norm, jacov, nwot, snip, synflow
-from capjax.zoo import Candidate, hyperparameter_zoo, transfer_zoo
+from capjax.signals import (
+    CurveFit,
+    box_counting_dimension,
+    curve_extrapolation,
+    early_val_accuracy,
+    eigenvector_centrality,
+    extrapolate_curve,
+    fractal_dimension,
+    fractal_features,
+    grad_norm,
+    h_score,
+    jacov,
+    layer_alphas,
+    layer_fluctuation,
+    logme,
+    mean_alpha,
+    minimum_spanning_tree,
+    node_strengths,
+    nwot,
+    ph_dimension,
+    rolled_adjacency,
+    roughness,
+    snapshot_features,
+    snip,
+    sovl,
+    strength_features,
+    symmetric_kl,
+    synflow,
+    temporal_features,
+    transrate,
+    tse,
+    tse_e,
+    tse_ema,
+    weight_l2_norm,
+    weighted_degree,
+)
+from capjax.training import (
+    Candidate,
+    SweepContext,
+    hyperparameter_zoo,
+    record_fns,
+    run_sweep,
+    transfer_zoo,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Prediction",
-    "Ranking",
-    "plot_ranking",
-    "predict_final",
-    "rank",
-    "shard_candidates",
+    "DENSE_INTERACTIONS",
+    "INTERACTIONS",
+    "PREDICTORS",
     "BayesRidgeFit",
     "Candidate",
     "CapjaxInputError",
     "CurveFit",
-    "DENSE_INTERACTIONS",
     "Dataset",
-    "FinalAccuracyPrediction",
     "Forecast",
     "Hyperprior",
-    "INTERACTIONS",
     "NCProbe",
     "NCProbeLinen",
-    "PREDICTORS",
+    "Needs",
+    "Prediction",
+    "PredictorSpec",
+    "Ranking",
     "Reduction",
     "Strengths",
     "SweepContext",
@@ -111,17 +145,21 @@ __all__ = [
     "apply_probe",
     "as_dense_stack",
     "as_layer_stack",
+    "base",
     "batch_indices",
     "batches",
+    "bayes",
     "beta_eff",
     "beta_eff_dense",
     "beta_eff_every",
     "bootstrap_interval",
     "box_counting_dimension",
     "candidate_mesh",
+    "capacitance",
     "check_stack",
     "coupling_strengths",
     "curve_extrapolation",
+    "data",
     "early_val_accuracy",
     "eigenvector_centrality",
     "expected_regret",
@@ -154,10 +192,17 @@ __all__ = [
     "node_strengths",
     "nwot",
     "ph_dimension",
+    "plot_ranking",
+    "plots",
     "precision_at_k",
-    "predict_final_accuracy",
+    "predict_final",
     "predict_from_references",
+    "predictors",
     "prob_best",
+    "rank",
+    "ranking",
+    "record_fns",
+    "records",
     "reduce_strengths",
     "register",
     "regression_draws",
@@ -165,6 +210,9 @@ __all__ = [
     "roughness",
     "run_sweep",
     "score_predictor",
+    "scoring",
+    "shard_candidates",
+    "signals",
     "snapshot_features",
     "snip",
     "sovl",
@@ -175,6 +223,7 @@ __all__ = [
     "synflow",
     "temporal_features",
     "top1_regret",
+    "training",
     "transfer_zoo",
     "transrate",
     "tse",
@@ -183,4 +232,5 @@ __all__ = [
     "velocity",
     "weight_l2_norm",
     "weighted_degree",
+    "workflows",
 ]

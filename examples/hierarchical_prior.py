@@ -1,6 +1,6 @@
 """When does the hierarchical prior (partial pooling of slopes) help? Synthetic answer.
 
-Each candidate's early curve follows SPEC 2.4's model, ``acc_t = h0 + slope * beta_t +
+Each candidate's early curve follows docs/method.md §2.4's model, ``acc_t = h0 + slope * beta_t +
 noise``, observed at only a few early epochs, and we predict its final accuracy (the
 accuracy at beta = 0) three ways:
 
@@ -37,7 +37,7 @@ import argparse
 
 import numpy as np
 
-from capjax.predict import predict_final
+from capjax.bayes import predict_final
 
 NOISE_SD = 0.01
 

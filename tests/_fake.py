@@ -2,27 +2,26 @@
 
 import numpy as np
 
-from capjax.sweep import SweepResult, Trajectory
-from capjax.zoo import Candidate
+from capjax.records import SweepResult, Trajectory
 
 
 def fake_sweep(tmp_path, fields: dict[str, np.ndarray], failed: dict[str, str] | None = None) -> SweepResult:
     """A SweepResult whose candidate i has ``fields[f][i, e]`` at epoch e (0..E)."""
     failed = failed or {}
     n, n_epochs = next(iter(fields.values())).shape
-    cands = tuple(Candidate(f"c{i:02d}", "mlp", 1, 4) for i in range(n))
+    names = tuple(f"c{i:02d}" for i in range(n))
     trajectories = {
-        c.name: Trajectory(
-            c.name,
+        name: Trajectory(
+            name,
             np.arange(n_epochs),
             {f: v[i] for f, v in fields.items()},
-            failed=c.name in failed,
-            failed_epoch=1 if c.name in failed else None,
-            reason=failed.get(c.name),
+            failed=name in failed,
+            failed_epoch=1 if name in failed else None,
+            reason=failed.get(name),
         )
-        for i, c in enumerate(cands)
+        for i, name in enumerate(names)
     }
-    return SweepResult(tmp_path, cands, trajectories)
+    return SweepResult(tmp_path, names, trajectories)
 
 
 def planted_curves(n: int = 24, epochs: int = 21, seed: int = 0, noise: float = 0.003) -> tuple[dict, np.ndarray]:

@@ -1,4 +1,4 @@
-"""A tiny sweep run in a subprocess by the kill-and-resume test (tests/test_sweep.py).
+"""A tiny sweep run in a subprocess by the kill-and-resume test (tests/training/test_sweep.py).
 
 Usage: python tests/_sweep_worker.py DATA_NPZ OUT_DIR CACHE_DIR
 
@@ -11,8 +11,7 @@ import sys
 import numpy as np
 
 from capjax.data import load_dataset
-from capjax.sweep import run_sweep
-from capjax.zoo import Candidate
+from capjax.training import Candidate, run_sweep
 
 EPOCHS = 4
 

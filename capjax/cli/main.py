@@ -1,0 +1,178 @@
+"""Command line: ``capjax select`` (pick the best candidate early) and ``capjax bench``.
+
+``capjax select`` with no arguments builds the default transfer zoo on scikit-learn's
+digits, pretrains each backbone once (cached), fine-tunes every candidate for a few early
+epochs with the frozen probe, records what the predictor needs (beta_eff by default),
+predicts each candidate's final accuracy with a 90% interval, and prints the ranking.
+``--verify`` trains every candidate to the end and scores the prediction against the truth.
+
+This module only parses arguments: the jobs are :func:`capjax.workflows.select_zoo` and
+:func:`capjax.workflows.run_bench`, callable from Python with the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from capjax.base.validation import CapjaxInputError
+from capjax.predictors.registry import PREDICTORS
+from capjax.scoring.protocol import BUDGETS_PERCENT
+from capjax.training.zoos import ZOOS
+from capjax.workflows import bench as bench_job
+from capjax.workflows import select as select_job
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"probe widths {text!r}: pass integers separated by commas, e.g. 64,32"
+        ) from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"probe widths {text!r}: every width must be >= 1")
+    return widths
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--zoo",
+        choices=sorted(ZOOS),
+        default="transfer",
+        help="transfer: backbones of several architectures and pretraining sources/budgets, "
+        "fine-tuned alike (the paper's setting); hyper: one MLP family over lr, width, depth, "
+        "weight decay, init scale and batch size (default: transfer)",
+    )
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="digits (scikit-learn's, bundled), mnist1d (generated locally), npz:PATH "
+        "(x_train, y_train, x_test, y_test[, x_val, y_val]) or tfds:NAME (prepared with "
+        "array_record in --data-dir; never downloaded) (default: digits)",
+    )
+    p.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir for tfds:NAME")
+    p.add_argument("--n", type=int, default=None, help="number of candidates (default: the zoo's default size)")
+    p.add_argument(
+        "--full-epochs",
+        type=int,
+        default=select_job.DEFAULT_FULL_EPOCHS,
+        help=f"length of full training, where final accuracy is read (default: {select_job.DEFAULT_FULL_EPOCHS})",
+    )
+    p.add_argument(
+        "--probe-widths",
+        type=_widths,
+        default=None,
+        help="widths of the frozen probe, e.g. 64,32 (default: the zoo's, 64,32)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the zoo, data splits and training (default: 0)")
+    p.add_argument(
+        "--out", type=Path, default=Path("results"), help="output root; results go to OUT/RUN (default: results)"
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="pretrained-backbone cache (default: ~/.cache/capjax or $CAPJAX_CACHE)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``capjax`` parser with its ``select`` and ``bench`` subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="capjax", description="Which candidate model ends up best, from a few early epochs."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    select = sub.add_parser(
+        "select",
+        help="rank a zoo of candidates from a few early epochs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(select)
+    select.add_argument("--run", default=None, help="run name (default: derived from zoo, data, size and seed)")
+    select.add_argument(
+        "--budget",
+        default=select_job.DEFAULT_BUDGET,
+        help=f"early epochs to train each candidate: an integer, or a percentage of "
+        f"--full-epochs such as 10%% (default: {select_job.DEFAULT_BUDGET})",
+    )
+    select.add_argument(
+        "--predictor",
+        default=select_job.DEFAULT_PREDICTOR,
+        choices=select_job.select_predictors(),
+        help=f"how to predict final accuracy (default: {select_job.DEFAULT_PREDICTOR}, the paper's "
+        "per-candidate Bayesian ridge of accuracy on beta_eff read at beta_eff = 0); the sweep records "
+        "what the predictor needs, and nothing else",
+    )
+    select.add_argument(
+        "--verify",
+        action="store_true",
+        help="also train every candidate to --full-epochs and score the prediction "
+        "(Kendall tau, Spearman, top-1 regret, interval coverage, compute saved)",
+    )
+    bench = sub.add_parser(
+        "bench",
+        help="every early predictor side by side on one zoo (docs/method.md §5)",
+        description=bench_job.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(bench)
+    bench.set_defaults(n=60, full_epochs=50, out=Path("benchmarks/results"))
+    bench.add_argument(
+        "--budgets",
+        default=",".join(map(str, BUDGETS_PERCENT)),
+        help="budgets in percent of --full-epochs (default: 1,2,5,10,20; each at least one epoch)",
+    )
+    bench.add_argument(
+        "--predictors",
+        default="all",
+        help=f"comma-separated predictor names, or all (default; {len(PREDICTORS)} predictors)",
+    )
+    return parser
+
+
+def _common(args: argparse.Namespace) -> dict:
+    return dict(
+        zoo=args.zoo,
+        data=args.data,
+        data_dir=args.data_dir,
+        n=args.n,
+        full_epochs=args.full_epochs,
+        probe_widths=args.probe_widths,
+        seed=args.seed,
+        out=args.out,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``capjax`` with ``argv`` (default: the process's); returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "select":
+            from rich.console import Console
+
+            console = Console(width=None if sys.stdout.isatty() else 140)
+            select_job.select_zoo(
+                **_common(args),
+                budget=args.budget,
+                predictor=args.predictor,
+                run=args.run,
+                verify=args.verify,
+                console=console,
+            )
+        else:
+            bench_job.bench(**_common(args), budgets=args.budgets, predictors=args.predictors)
+    except CapjaxInputError as err:
+        print(f"capjax: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""PNG figures people would rather look at than read: trajectories, predictions with intervals.
+
+Every function takes plain arrays, draws on its own ``matplotlib.figure.Figure`` (the
+object API, no pyplot), writes one PNG and returns the path written. No backend is
+chosen for the process, so a notebook's own plots are left alone, and matplotlib is
+imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure(figsize: tuple[float, float]):
+    """A new figure and its one axes, drawn by the Agg canvas whatever the global backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _cmap(name: str):
+    import matplotlib
+
+    return matplotlib.colormaps[name]
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_trajectories(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    ylabel: str = "beta_eff",
+    title: str = "beta_eff during fine-tuning",
+    highlight: Sequence[str] = (),
+) -> Path:
+    """One line per candidate: ``curves[name] = (epochs, values)``; ``highlight`` drawn bold."""
+    fig, ax = _figure((7, 4))
+    cmap = _cmap("viridis")
+    for k, (name, (x, y)) in enumerate(curves.items()):
+        bold = name in highlight
+        ax.plot(
+            x,
+            y,
+            "-o" if bold else "-",
+            lw=2.2 if bold else 0.9,
+            ms=3,
+            alpha=1.0 if bold else 0.55,
+            color="C3" if bold else cmap(k / max(len(curves) - 1, 1)),
+            label=name if bold or len(curves) <= 10 else None,
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_predictions(
+    names: Sequence[str],
+    mean: Sequence[float],
+    lower: Sequence[float],
+    upper: Sequence[float],
+    path: str | Path,
+    *,
+    truth: Sequence[float] | None = None,
+    level: float = 0.9,
+    title: str = "predicted final accuracy",
+) -> Path:
+    """Candidates sorted by predicted mean, with their ``level`` intervals (and truth if known)."""
+    mean, lower, upper = (np.asarray(a, float) for a in (mean, lower, upper))
+    order = np.argsort(-np.where(np.isfinite(mean), mean, -np.inf))
+    y = np.arange(len(order))
+    fig, ax = _figure((7, 0.28 * len(order) + 1.6))
+    err = np.stack([mean[order] - lower[order], upper[order] - mean[order]])
+    label = f"predicted ({level:.0%} interval)"
+    ax.errorbar(mean[order], y, xerr=err, fmt="o", color="C0", ms=4, capsize=2, label=label)
+    if truth is not None:
+        ax.plot(np.asarray(truth, float)[order], y, "x", color="C3", ms=6, label="true final")
+    ax.set_yticks(y, [names[i] for i in order], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("final accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower left")
+    return _save(fig, path)
+
+
+def plot_predicted_vs_true(
+    predicted: Sequence[float],
+    true: Sequence[float],
+    path: str | Path,
+    *,
+    lower: Sequence[float] | None = None,
+    upper: Sequence[float] | None = None,
+    title: str = "predicted vs true final accuracy",
+) -> Path:
+    """Scatter of predicted against true final accuracy, with interval bars when given."""
+    p, t = np.asarray(predicted, float), np.asarray(true, float)
+    fig, ax = _figure((4.5, 4.5))
+    if lower is not None and upper is not None:
+        err = np.stack([p - np.asarray(lower, float), np.asarray(upper, float) - p])
+        ax.errorbar(t, p, yerr=err, fmt="o", ms=3, alpha=0.7, capsize=1.5)
+    else:
+        ax.plot(t, p, "o", ms=3, alpha=0.7)
+    finite = np.concatenate([p[np.isfinite(p)], t[np.isfinite(t)]])
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    ax.plot([lo, hi], [lo, hi], "--", color="gray", lw=0.8)
+    ax.set_xlabel("true final accuracy")
+    ax.set_ylabel("predicted")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_score_vs_budget(
+    scores: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    ylabel: str = "Kendall tau (test split)",
+    title: str = "ranking quality vs budget",
+) -> Path:
+    """``scores[predictor] = (budgets_percent, value, lo, hi)``: one line with a band per predictor."""
+    fig, ax = _figure((7.5, 4.5))
+    markers = "osD^v<>Pxh"
+    for k, (name, (b, v, lo, hi)) in enumerate(scores.items()):
+        color = _cmap("tab10")(k % 10)
+        ax.plot(b, v, "-", marker=markers[k % len(markers)], ms=4, color=color, label=name)
+        ax.fill_between(b, lo, hi, color=color, alpha=0.07)
+    ax.set_xscale("log")
+    ax.set_xlabel("budget (% of full training epochs)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    return _save(fig, path)

@@ -1,0 +1,216 @@
+"""Vmapped groups of a sweep: which candidates train together, and their compiled steps.
+
+Candidates with the same :attr:`~capjax.training.spec.Candidate.group_key` train together:
+their parameters are stacked along a leading candidate axis, vectorised with ``jax.vmap``
+on a device and split across devices with ``jax.shard_map``
+(:func:`capjax.base.sharding.shard_candidates`). Each group's steps compile once per key,
+interactions and mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from capjax.base.sharding import CANDIDATE_AXIS, candidate_mesh, shard_candidates
+from capjax.capacitance.reduction import beta_eff
+from capjax.data.dataset import Dataset
+from capjax.signals.zerocost import cross_entropy
+from capjax.training.model import (
+    apply_head,
+    backbone_features,
+    finetune_optimizer,
+    init_backbone,
+    init_model,
+    model_logits,
+    train_epoch,
+)
+from capjax.training.spec import Candidate, GroupKey
+
+PROBE_DATA_SEED = 0
+"""Seed of the permutation whose first ``probe_batch`` training examples are the probe batch."""
+
+EVAL_CHUNK = 1024
+"""Examples per evaluation chunk; bounds memory on large splits."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    gid: str
+    members: tuple[Candidate, ...]
+    lanes: tuple[Candidate, ...]  # members, padded by repeating the last to fill the mesh
+    mesh: Mesh
+
+
+def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) -> list[Group]:
+    """Groups of equal ``group_key``, each over as many devices as it has candidates (at most
+    all), with the candidate axis padded to a multiple of its device count."""
+    groups: dict[GroupKey, list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault(c.group_key, []).append(c)
+    out = []
+    for members in groups.values():
+        n = len(members)
+        per_device = math.ceil(n / len(devices))
+        n_dev = math.ceil(n / per_device)  # as many devices as possible, padding < per_device
+        lanes = members + [members[-1]] * (n_dev * per_device - n)
+        c = members[0]
+        digest = hashlib.blake2b(
+            "\n".join(sorted(m.name for m in members)).encode(), digest_size=4
+        ).hexdigest()
+        gid = f"{c.family}-d{c.depth}-w{c.width}-b{c.batch_size}-{digest}"
+        out.append(Group(gid, tuple(members), tuple(lanes), candidate_mesh(devices[:n_dev])))
+    return out
+
+
+class Steps(NamedTuple):
+    """A group's sharded steps: one epoch of training, evaluation, and beta_eff (None when
+    no interaction is recorded)."""
+
+    train: Callable[..., Any]
+    measure: Callable[..., Any]
+    beta: Callable[..., Any] | None
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+@functools.cache
+def group_steps(key: GroupKey, interactions: tuple[str, ...], mesh: Mesh) -> Steps:
+    """The group's per-candidate steps, sharded over ``mesh``; cached so each compiles once."""
+    family = key.arch.family
+    tx = finetune_optimizer(0.0, 0.0)  # update() reads lr and weight decay from the state
+
+    def loss(p, xb, yb):
+        return cross_entropy(model_logits(family, p, xb), yb)
+
+    def train(params, opt_state, idx, x, y):
+        params, opt_state, losses = train_epoch(loss, tx, params, opt_state, x, y, idx)
+        return params, opt_state, losses.mean()
+
+    def measure(params, *splits):
+        """Mean loss and accuracy ``(n_splits,)`` on chunked splits, and params finiteness."""
+
+        def one(split):
+            xs, ys, mask = split
+
+            def chunk(total, c):
+                xc, yc, mc = c
+                logits = model_logits(family, params, xc)
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits, yc)
+                hit = (jnp.argmax(logits, -1) == yc).astype(jnp.float32)
+                return total + jnp.stack([jnp.sum(ce * mc), jnp.sum(hit * mc)]), None
+
+            total, _ = jax.lax.scan(chunk, jnp.zeros(2), (xs, ys, mask))
+            return total / jnp.sum(mask)
+
+        out = jnp.stack([one(s) for s in splits])
+        return out[:, 0], out[:, 1], _all_finite(params)
+
+    def beta(params, x, y):
+        feats = backbone_features(family, params["backbone"], x)
+
+        def loss_fn(h):
+            return cross_entropy(apply_head(params["head"], h), y)
+
+        return jnp.stack([beta_eff(params["probe"], feats, loss_fn, interaction=i)
+                          for i in interactions])
+
+    return Steps(shard_candidates(train, mesh, 3), shard_candidates(measure, mesh, 1),
+                 shard_candidates(beta, mesh, 1) if interactions else None)
+
+
+class PlacedData(NamedTuple):
+    """A dataset on a mesh, as a group's steps read it."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    val: tuple  # chunked (xs, ys, mask) splits for evaluation
+    test: tuple
+    probe_x: jax.Array
+    probe_y: jax.Array
+
+
+def _chunked(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(y)
+    size = min(EVAL_CHUNK, n)
+    n_chunks = math.ceil(n / size)
+    pad = n_chunks * size - n
+    xs = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    ys = np.concatenate([y, np.zeros(pad, y.dtype)])
+    mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    return (xs.reshape(n_chunks, size, *x.shape[1:]), ys.reshape(n_chunks, size),
+            mask.reshape(n_chunks, size))
+
+
+def probe_rows(n_train: int, probe_batch: int) -> np.ndarray:
+    """Rows of the fixed probe batch: the first ``probe_batch`` of one seeded permutation."""
+    return np.random.default_rng(PROBE_DATA_SEED).permutation(n_train)[:probe_batch]
+
+
+def place_data(dataset: Dataset, probe_batch: int, mesh: Mesh) -> PlacedData:
+    """The dataset replicated on ``mesh``: training split, chunked evaluation splits, probe batch."""
+    rows = probe_rows(len(dataset.y_train), probe_batch)
+    host = PlacedData(
+        dataset.x_train, dataset.y_train,
+        _chunked(dataset.x_val, dataset.y_val),
+        _chunked(dataset.x_test, dataset.y_test),
+        dataset.x_train[rows], dataset.y_train[rows],
+    )
+    return jax.device_put(host, NamedSharding(mesh, PartitionSpec()))
+
+
+@functools.cache
+def _init_fn(key: GroupKey, input_shape: tuple, num_classes: int) -> Callable[..., tuple]:
+    """Jitted, vmapped ``(backbone, seed, lr, wd) -> (params, opt_state)`` of a group."""
+
+    def one(backbone, seed, lr, wd):
+        params = init_model(key.arch, key.probe_widths, backbone, input_shape, num_classes, seed=seed)
+        return params, finetune_optimizer(lr, wd).init(params)
+
+    return jax.jit(jax.vmap(one))
+
+
+def _lane_hyperparameters(group: Group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lanes = group.lanes
+    return (np.array([c.seed for c in lanes], np.int32),
+            np.array([c.lr for c in lanes], np.float32),
+            np.array([c.weight_decay for c in lanes], np.float32))
+
+
+def initial_state(group: Group, backbones: Mapping[str, Any], dataset: Dataset) -> tuple:
+    """The group's stacked ``(params, opt_state)`` from NumPy ``backbones``."""
+    init = _init_fn(group.members[0].group_key, dataset.input_shape, dataset.num_classes)
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *[backbones[c.name] for c in group.lanes])
+    return init(stacked, *_lane_hyperparameters(group))
+
+
+def template(group: Group, dataset: Dataset) -> tuple:
+    """Shapes of a group's state, without pretraining (for restoring a checkpoint)."""
+    init = _init_fn(group.members[0].group_key, dataset.input_shape, dataset.num_classes)
+    one = jax.eval_shape(
+        lambda: init_backbone(jax.random.key(0), group.members[0].arch, dataset.input_shape)
+    )
+    stacked = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct((len(group.lanes), *s.shape), s.dtype), one
+    )
+    return jax.eval_shape(init, stacked, *_lane_hyperparameters(group))
+
+
+def on_candidates(tree: Any, mesh: Mesh) -> Any:
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(CANDIDATE_AXIS)))
+
+
+def pad_lanes(leaf: np.ndarray, n_lanes: int) -> np.ndarray:
+    return np.concatenate([leaf, np.repeat(leaf[-1:], n_lanes - len(leaf), axis=0)])

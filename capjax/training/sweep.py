@@ -1,0 +1,439 @@
+"""Resumable sweeps: fine-tune a zoo, recording everything the predictors need per epoch.
+
+:func:`run_sweep` fine-tunes every candidate (docs/method.md §2.3: backbone -> frozen
+probe -> new head) and appends one JSON line per candidate and epoch to
+``out_dir/records.jsonl`` (the fields of :mod:`capjax.records.fields`). Candidates train in
+vmapped, sharded groups (:mod:`capjax.training.groups`), one jitted ``lax.scan`` over an
+epoch's batches per group and epoch. The sweep runs epoch by epoch, every group in turn,
+so all candidates advance together and one checkpoint covers them all.
+
+Record fields (one line per live candidate per epoch; epoch 0 is the model before
+fine-tuning):
+
+* ``train_loss``: mean of the epoch's mini-batch losses (null at epoch 0, before any
+  training step); ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc`` on the whole
+  splits after the epoch. Losses are mean cross-entropy in nats, accuracies fractions.
+* ``beta_<interaction>``: ``beta_eff`` of the probe (docs/method.md §2.2-2.3) for each
+  interaction asked (none when ``interactions`` is empty), with ``lr = 1`` (``beta_eff``
+  is linear in the learning rate; multiply by the candidate's ``lr`` for the eta-scaled
+  value). It is measured on one FIXED probe batch: the first ``probe_batch`` training
+  examples of a permutation drawn from :data:`capjax.training.groups.PROBE_DATA_SEED`,
+  the same for every candidate and epoch, so ``beta_eff(t)`` changes only through the
+  model (features from the current backbone, errors through the current head), never
+  through the draw of a batch.
+* ``passes_train``, ``passes_eval``, ``passes_beta``: cumulative example passes, one pass
+  being one example through the whole model in one direction. Training costs 2 per
+  example (forward + backward; the last ``n_train % batch_size`` examples of each
+  epoch's permutation are dropped); evaluation 1 per validation and test example every
+  epoch; ``beta_eff`` costs :data:`BETA_COST` per probe example and interaction
+  (coupling: a forward and a backward; hessian: a third pass for the Hessian-vector
+  product).
+* ``wall_s``, ``wall_beta_s``: seconds of the group's training-and-evaluation and of its
+  ``beta_eff`` measurement in this epoch, divided evenly among the group's candidates
+  (they run as one vectorised computation); compilation is excluded.
+* one field per ``record_fns`` entry.
+
+A candidate whose loss or parameters stop being finite is marked failed: one record
+``{"name", "epoch", "failed": true, "reason"}``, and no records after it; the others in
+its group are unaffected (vmapped lanes never mix).
+
+Crash safety: a kill at any moment (``kill -9``) loses nothing but the epoch in flight.
+Per epoch the order is: compute every group (writing snapshots), append all the
+epoch's records (one ``write`` plus ``fsync``), then save one orbax checkpoint (every
+group's stacked params, optimizer state and live mask; atomic). On start, the records
+of epochs after the last checkpoint, and a torn last line, are dropped (atomic rewrite)
+and those epochs are recomputed from the checkpoint, deterministically: the batch order
+of epoch ``e`` is a function of the candidate's seed and ``e``, and the group programs
+are the same. A rerun with a larger ``epochs`` continues from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh
+
+from capjax.base.validation import CapjaxInputError
+from capjax.capacitance.dynamics import INTERACTIONS
+from capjax.data.dataset import Dataset
+from capjax.data.sources import load_dataset
+from capjax.records.fields import BUILTIN_FIELDS, beta_field
+from capjax.records.files import (
+    CHECKPOINT_DIR,
+    MANIFEST_FILE,
+    RECORDS_FILE,
+    SNAPSHOT_DIR,
+    append_lines,
+    atomic_write,
+    read_lines,
+    read_manifest,
+)
+from capjax.records.sweep import SweepResult, load_sweep
+from capjax.training.checkpoints import Checkpoints
+from capjax.training.groups import (
+    Group,
+    PlacedData,
+    group_steps,
+    initial_state,
+    on_candidates,
+    place_data,
+    plan_groups,
+    template,
+)
+from capjax.training.model import epoch_batches
+from capjax.training.pretrain import data_fingerprint, n_lineages, pretrain_backbones
+from capjax.training.recorders import RecordFn, SweepContext
+from capjax.training.spec import FINETUNE_STREAM, Candidate, check_candidates
+
+BETA_COST: dict[str, int] = {"coupling": 2, "hessian": 3}
+"""Example passes per probe example of one ``beta_eff`` measurement, by interaction."""
+
+
+def _check_manifest(out_dir: Path, manifest: dict) -> None:
+    """Write the manifest of a new sweep, or check a resumed one matches it."""
+    old = read_manifest(out_dir)
+    if old is None:
+        atomic_write(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+        return
+
+    def comparable(m: dict, field: str) -> Any:
+        value = m.get(field)
+        return sorted(value, key=lambda d: d["name"]) if field == "candidates" else value
+
+    for field in manifest:
+        if comparable(old, field) != comparable(manifest, field):
+            raise CapjaxInputError(
+                f"{out_dir} holds a sweep with different {field}; pass a new out_dir, or the "
+                "same candidates, dataset and settings to resume or extend that sweep"
+            )
+
+
+# ---------------------------------------------------------------------------------------
+# Groups and their jitted steps
+
+
+def _number(v: Any) -> float | None:
+    """A JSON-safe float: None for NaN/inf (strict JSON has neither)."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _divergence(values: Mapping[str, float], params_finite: bool, epoch: int) -> str | None:
+    """Why a candidate counts as diverged after ``epoch``, or None if it has not."""
+    when = "at initialisation" if epoch == 0 else f"in epoch {epoch}"
+    fix = "; lower the learning rate or the init scale"
+    losses = [("validation loss", values["val_loss"])]
+    if epoch > 0:  # epoch 0 has no training loss
+        losses.insert(0, ("train loss", values["train_loss"]))
+    for what, value in losses:
+        if not math.isfinite(value):
+            return f"{what} is {value} {when}{fix}"
+    return None if params_finite else f"parameters hold NaN/inf {when}{fix}"
+
+
+def _scalar(name: str, value: Any) -> float | None:
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "biuf":
+        raise CapjaxInputError(
+            f"record_fns[{name!r}] returned {type(value).__name__} of shape {arr.shape}; "
+            "it must return one number"
+        )
+    return _number(arr.reshape(()))
+
+
+def _save_snapshot(out_dir: Path, name: str, epoch: int, params: dict) -> None:
+    folder = out_dir / SNAPSHOT_DIR / name
+    folder.mkdir(parents=True, exist_ok=True)
+    flat, _ = ravel_pytree({"backbone": params["backbone"], "head": params["head"]})
+    tmp = folder / f"{epoch:04d}.tmp.npy"
+    np.save(tmp, np.asarray(flat, np.float32))
+    os.replace(tmp, folder / f"{epoch:04d}.npy")
+
+
+def _drop_unconfirmed(path: Path, last: int | None) -> None:
+    """Drop the records of epochs after the last checkpoint, and a torn last line."""
+    records, torn = read_lines(path)
+    keep = [r for r in records if last is not None and r["epoch"] <= last]
+    if torn or len(keep) != len(records):
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What every group's run shares."""
+
+    dataset: Dataset
+    epochs: int
+    out_dir: Path
+    interactions: tuple[str, ...]
+    probe_batch: int
+    record_fns: Mapping[str, RecordFn]
+    snapshot_params: bool
+
+    def passes(self, epoch: int, batch_size: int) -> dict[str, int]:
+        d = self.dataset
+        per_epoch = 2 * (len(d.y_train) // batch_size) * batch_size
+        beta = self.probe_batch * sum(BETA_COST[i] for i in self.interactions)
+        return {
+            "passes_train": epoch * per_epoch,
+            "passes_eval": (epoch + 1) * (len(d.y_val) + len(d.y_test)),
+            "passes_beta": (epoch + 1) * beta,
+        }
+
+
+class GroupRun:
+    """One group on its mesh: its state and its epoch of training, evaluation and records."""
+
+    def __init__(self, job: _Job, group: Group, state: tuple, alive: np.ndarray,
+                 data: PlacedData, start: int):
+        self.job, self.group, self.alive, self.data = job, group, alive, data
+        self.steps = group_steps(group.members[0].group_key, job.interactions, group.mesh)
+        self.params, self.opt_state = on_candidates(state, group.mesh)
+        self.seeds = np.array([c.seed for c in group.lanes], np.int32)
+        self.probe = (np.asarray(data.probe_x), np.asarray(data.probe_y))
+        # Compile now, so that wall_s measures epochs, not XLA.
+        if self.alive.any():
+            if job.epochs >= max(start, 1):
+                self.steps.train.lower(self.params, self.opt_state, self._order(1),
+                                       data.x_train, data.y_train).compile()
+            self.steps.measure.lower(self.params, data.val, data.test).compile()
+            if self.steps.beta is not None:
+                self.steps.beta.lower(self.params, data.probe_x, data.probe_y).compile()
+
+    def _order(self, epoch: int) -> jax.Array:
+        n_train = len(self.job.dataset.y_train)
+        idx = epoch_batches(self.seeds, epoch, n_train, self.group.members[0].batch_size,
+                            FINETUNE_STREAM)
+        return on_candidates(idx, self.group.mesh)
+
+    def checkpoint(self) -> tuple[tuple, np.ndarray]:
+        return (self.params, self.opt_state), self.alive
+
+    def epoch(self, epoch: int) -> list[dict]:
+        """Train for ``epoch`` (none at epoch 0), measure, and return the records."""
+        if not self.alive.any():
+            return []
+        job, data, steps = self.job, self.data, self.steps
+        t0 = time.perf_counter()
+        train_loss = np.full(len(self.group.lanes), np.nan)  # no training before epoch 1
+        if epoch > 0:
+            self.params, self.opt_state, train_loss = steps.train(
+                self.params, self.opt_state, self._order(epoch), data.x_train, data.y_train
+            )
+        measured = steps.measure(self.params, data.val, data.test)
+        (losses, accs, finite), train_loss = jax.device_get((measured, train_loss))
+        t1 = time.perf_counter()
+        betas = (np.zeros((len(self.group.lanes), 0)) if steps.beta is None
+                 else np.asarray(jax.device_get(steps.beta(self.params, data.probe_x, data.probe_y))))
+        t2 = time.perf_counter()
+
+        n = len(self.group.members)
+        host = jax.device_get(self.params) if job.record_fns or job.snapshot_params else None
+        records = []
+        for i, c in enumerate(self.group.members):
+            if not self.alive[i]:
+                continue
+            values = {"train_loss": train_loss[i], "val_loss": losses[i, 0],
+                      "val_acc": accs[i, 0], "test_loss": losses[i, 1], "test_acc": accs[i, 1]}
+            values = {k: float(v) for k, v in values.items()}
+            reason = _divergence(values, bool(finite[i]), epoch)
+            if reason is not None:
+                self.alive[i] = False
+                records.append({"name": c.name, "epoch": epoch, "failed": True, "reason": reason})
+                continue
+            rec = {"name": c.name, "epoch": epoch, **{k: _number(v) for k, v in values.items()}}
+            rec.update({beta_field(k): _number(b)
+                        for k, b in zip(job.interactions, betas[i], strict=True)})
+            rec.update(job.passes(epoch, c.batch_size))
+            rec.update(wall_s=(t1 - t0) / n, wall_beta_s=(t2 - t1) / n)
+            if host is not None:
+                own = jax.tree.map(lambda leaf, i=i: leaf[i], host)
+                rec.update(_extras(job, c, epoch, own, self.probe))
+            records.append(rec)
+        return records
+
+
+def _extras(job: _Job, c: Candidate, epoch: int, params: dict, probe: tuple) -> dict:
+    """``record_fns`` outputs of one candidate; saves its snapshot if asked."""
+    ctx = SweepContext(c, epoch, job.dataset, *probe)
+    out = {k: _scalar(k, fn(params, ctx)) for k, fn in job.record_fns.items()}
+    if job.snapshot_params:
+        _save_snapshot(job.out_dir, c.name, epoch, params)
+    return out
+
+
+def _check_sweep_args(
+    dataset: Any, epochs: Any, interactions: Any, probe_batch: Any, record_fns: Any,
+    candidates: Sequence[Candidate],
+) -> tuple[Dataset, tuple[str, ...], dict[str, RecordFn]]:
+    if isinstance(dataset, str):
+        dataset = load_dataset(dataset)
+    if not isinstance(dataset, Dataset):
+        raise CapjaxInputError(
+            f"dataset is {type(dataset).__name__}; pass a capjax.data.Dataset or a spec string"
+        )
+    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
+        raise CapjaxInputError(f"epochs is {epochs!r}; pass a whole number of epochs >= 0")
+    interactions = (interactions,) if isinstance(interactions, str) else tuple(interactions)
+    known = sorted(set(INTERACTIONS) & set(BETA_COST))
+    for i in interactions:
+        if i not in known:
+            raise CapjaxInputError(f"unknown interaction {i!r}; choose from {known}")
+    if len(set(interactions)) != len(interactions):
+        raise CapjaxInputError(f"interactions {interactions} repeat; list each once")
+    n_train = len(dataset.y_train)
+    if isinstance(probe_batch, bool) or not isinstance(probe_batch, int | np.integer) or not (
+        2 <= probe_batch <= n_train
+    ):
+        raise CapjaxInputError(
+            f"probe_batch is {probe_batch!r}; pass an int between 2 and the {n_train} "
+            "training examples"
+        )
+    too_big = [c.name for c in candidates if c.batch_size > n_train]
+    if too_big:
+        raise CapjaxInputError(
+            f"candidates {too_big} have batch_size above the {n_train} training examples; "
+            "lower their batch_size"
+        )
+    record_fns = dict(record_fns or {})
+    for k, fn in record_fns.items():
+        reserved = k in BUILTIN_FIELDS or str(k).startswith("beta_")
+        if not isinstance(k, str) or reserved or not callable(fn):
+            raise CapjaxInputError(
+                f"record_fns entry {k!r}: keys must be new field names (not built-in fields or "
+                "beta_*) mapping to callables fn(params, ctx) -> float"
+            )
+    return dataset, interactions, record_fns
+
+
+def run_sweep(
+    candidates: Iterable[Candidate],
+    dataset: Dataset | str,
+    *,
+    epochs: int,
+    out_dir: str | os.PathLike[str],
+    interactions: Sequence[str] = ("coupling",),
+    probe_batch: int = 256,
+    record_fns: Mapping[str, RecordFn] | None = None,
+    snapshot_params: bool = False,
+    progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+) -> SweepResult:
+    """Fine-tune every candidate for ``epochs`` epochs, recording each epoch; resumable.
+
+    See the module docstring for the records and the crash-safety protocol. Running
+    again on the same ``out_dir`` resumes a killed sweep, returns at once for a finished
+    one, and continues from the checkpoints when ``epochs`` is larger (e.g. to extend an
+    early sweep to full training). Candidates, dataset and the other recording settings
+    must be the same as the first run's.
+
+    Args:
+      candidates: the zoo (unique names); groups of equal ``group_key`` train vectorised.
+      dataset: a :class:`capjax.data.Dataset` or a spec for :func:`capjax.data.load_dataset`.
+      epochs: fine-tuning epochs (records cover epochs 0..epochs).
+      out_dir: the sweep directory (records, manifest, checkpoints, snapshots).
+      interactions: ``beta_eff`` interaction types to record (docs/method.md §2.2; none: record no beta_eff).
+      probe_batch: examples in the fixed probe batch for ``beta_eff``.
+      record_fns: extra per-epoch scalars, ``{field: fn(params, ctx) -> float}`` with one
+        candidate's params ``{"backbone", "probe", "head"}`` (NumPy) and a
+        :class:`SweepContext`; called on the host for every live candidate and epoch.
+      snapshot_params: save each candidate's trainable parameters every epoch under
+        ``out_dir/snapshots/<name>/<epoch>.npy`` (read them with :func:`load_snapshots`).
+      progress: show rich progress bars.
+      cache_dir: pretrained-backbone cache (default :func:`capjax.zoo.default_cache_dir`).
+      devices: devices to shard groups over (default: all).
+
+    Returns:
+      The :class:`SweepResult` of ``out_dir``.
+    """
+    candidates = check_candidates(candidates)
+    dataset, interactions, record_fns = _check_sweep_args(
+        dataset, epochs, interactions, probe_batch, record_fns, candidates
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_manifest(out_dir, {
+        "candidates": [c.to_dict() for c in candidates],
+        "dataset": {"name": dataset.name, "fingerprint": data_fingerprint(dataset),
+                    "n_val": len(dataset.y_val), "n_test": len(dataset.y_test)},
+        "interactions": list(interactions),
+        "probe_batch": int(probe_batch),
+        "record_fns": sorted(record_fns),
+        "snapshot_params": bool(snapshot_params),
+    })
+    job = _Job(dataset, int(epochs), out_dir, interactions, int(probe_batch), record_fns,
+               bool(snapshot_params))
+    groups = plan_groups(candidates, list(devices) if devices is not None else jax.devices())
+    ckpt = Checkpoints(out_dir / CHECKPOINT_DIR)
+    try:
+        last = ckpt.latest()
+        _drop_unconfirmed(out_dir / RECORDS_FILE, last)
+        if last is None or last < job.epochs:
+            _run_epochs(job, groups, ckpt, last, cache_dir, progress)
+    finally:
+        ckpt.close()
+    return load_sweep(out_dir)
+
+
+def _run_epochs(
+    job: _Job, groups: Sequence[Group], ckpt: Checkpoints, last: int | None,
+    cache_dir: str | os.PathLike[str] | None, progress: bool,
+) -> None:
+    """Epochs ``last + 1 .. job.epochs`` of every group, from scratch when ``last`` is None."""
+    start = 0 if last is None else last + 1
+    with _progress_bar(progress) as bar:
+        if last is None:
+            fresh = [c for g in groups for c in g.members]
+            task = bar.add_task("pretraining backbones", total=n_lineages(fresh))
+            backbones = pretrain_backbones(fresh, job.dataset, cache_dir,
+                                           on_lineage=lambda: bar.advance(task))
+            states = {g.gid: (initial_state(g, backbones, job.dataset),
+                              np.ones(len(g.members), bool)) for g in groups}
+        else:
+            states = ckpt.restore(last, {g.gid: (template(g, job.dataset), len(g.members))
+                                         for g in groups})
+        task = bar.add_task("compiling", total=len(groups))
+        placed: dict[Mesh, PlacedData] = {}  # groups on the same devices share one copy of the data
+        runs = []
+        for g in groups:
+            if g.mesh not in placed:
+                placed[g.mesh] = place_data(job.dataset, job.probe_batch, g.mesh)
+            runs.append(GroupRun(job, g, *states[g.gid], placed[g.mesh], start))
+            bar.advance(task)
+        task = bar.add_task("fine-tuning", total=len(runs) * (job.epochs - start + 1))
+        for epoch in range(start, job.epochs + 1):
+            records = []
+            for k, run in enumerate(runs):
+                records += run.epoch(epoch)
+                bar.update(task, advance=1, description=(
+                    f"fine-tuning: epoch {epoch}/{job.epochs}, group {k + 1}/{len(runs)}"
+                ))
+            append_lines(job.out_dir / RECORDS_FILE, records)
+            ckpt.save(epoch, {run.group.gid: run.checkpoint() for run in runs})
+
+
+def _progress_bar(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled,
+    )
