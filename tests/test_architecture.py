@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"base", "data", "capacitance", "signals", "records"},
     "predictors": {"base", "bayes", "records", "signals"},
     "scoring": {"base", "predictors"},
-    "workflows": {"base", "data", "plots", "predictors", "records", "scoring", "training"},
+    "selection": {"base", "records"},
+    "workflows": {"base", "data", "plots", "predictors", "records", "scoring", "selection", "training"},
     "cli": {"base", "predictors", "scoring", "training", "workflows"},
 }
 """Room -> the rooms it may import (docs/architecture.md)."""

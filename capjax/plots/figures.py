@@ -130,17 +130,21 @@ def plot_score_vs_budget(
     *,
     ylabel: str = "Kendall tau (test split)",
     title: str = "ranking quality vs budget",
+    xlabel: str = "budget (% of full training epochs)",
+    logx: bool = True,
+    legend: str = "lower right",
 ) -> Path:
-    """``scores[predictor] = (budgets_percent, value, lo, hi)``: one line with a band per predictor."""
+    """``scores[name] = (budgets_percent, value, lo, hi)``: one line with a band per predictor or policy."""
     fig, ax = _figure((7.5, 4.5))
     markers = "osD^v<>Pxh"
     for k, (name, (b, v, lo, hi)) in enumerate(scores.items()):
         color = _cmap("tab10")(k % 10)
         ax.plot(b, v, "-", marker=markers[k % len(markers)], ms=4, color=color, label=name)
         ax.fill_between(b, lo, hi, color=color, alpha=0.07)
-    ax.set_xscale("log")
-    ax.set_xlabel("budget (% of full training epochs)")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=2, loc=legend)
     return _save(fig, path)

@@ -8,6 +8,7 @@ asked). Appends are whole lines, flushed and fsynced; other files are replaced a
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Sequence
@@ -22,10 +23,14 @@ SNAPSHOT_DIR = "snapshots"
 
 
 def read_lines(path: Path) -> tuple[list[dict], bool]:
-    """Parsed records and whether the file ends in a torn (partly written) line."""
+    """Parsed records and whether the file ends in a torn (partly written) line.
+
+    A path ending in ``.gz`` is read through gzip (the compressed records the benchmarks
+    commit).
+    """
     if not path.exists():
         return [], False
-    raw = path.read_bytes()
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     lines = raw.split(b"\n")
     # Every complete record ends with "\n"; whatever follows the last one is torn.
     complete, tail = lines[:-1], lines[-1]

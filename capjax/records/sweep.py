@@ -54,9 +54,27 @@ def load_records(out_dir: str | os.PathLike[str]) -> dict[str, Trajectory]:
     A torn last line (a sweep killed while writing) is ignored. Missing fields (e.g. a
     ``record_fns`` output added later) are NaN.
     """
+    return _trajectories(read_lines(Path(out_dir) / RECORDS_FILE)[0])
+
+
+def load_recorded(path: str | os.PathLike[str]) -> SweepResult:
+    """A :class:`SweepResult` from a records file alone (``records.jsonl`` or ``.jsonl.gz``).
+
+    Candidates are in the order of their first record; ``out_dir`` is the file's folder, so
+    snapshots are not available.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CapjaxInputError(f"{path} is not a records file; pass a records.jsonl or records.jsonl.gz")
+    records = read_lines(path)[0]
+    names = tuple(dict.fromkeys(r["name"] for r in records))
+    return SweepResult(path.parent, names, _trajectories(records))
+
+
+def _trajectories(records: list[dict]) -> dict[str, Trajectory]:
     by_name: dict[str, dict[int, dict]] = {}
     failures: dict[str, dict] = {}
-    for rec in read_lines(Path(out_dir) / RECORDS_FILE)[0]:
+    for rec in records:
         if rec.get("failed"):
             failures[rec["name"]] = rec
         else:
