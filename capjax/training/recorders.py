@@ -313,7 +313,7 @@ class _LastCall:
 def record_fns(
     names: str | Sequence[str] | None = None, *, last_epoch: int | None = None
 ) -> dict[str, RecordFn]:
-    """Record functions for :func:`capjax.sweep.run_sweep`, ``{field: fn(params, ctx)}``.
+    """Record functions for :func:`capjax.training.run_sweep`, ``{field: fn(params, ctx)}``.
 
     Args:
       names: fields to record (one name or several) from :data:`SIGNAL_FIELDS`

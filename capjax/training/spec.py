@@ -191,7 +191,7 @@ def check_candidates(candidates: Iterable[Candidate]) -> list[Candidate]:
     for c in candidates:
         if not isinstance(c, Candidate):
             raise CapjaxInputError(
-                f"{c!r} is not a Candidate; build candidates with capjax.zoo (or Candidate(...))"
+                f"{c!r} is not a Candidate; build candidates with capjax.training.make_zoo (or Candidate(...))"
             )
     names = [c.name for c in candidates]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -351,7 +351,7 @@ def run_sweep(
       snapshot_params: save each candidate's trainable parameters every epoch under
         ``out_dir/snapshots/<name>/<epoch>.npy`` (read them with :func:`load_snapshots`).
       progress: show rich progress bars.
-      cache_dir: pretrained-backbone cache (default :func:`capjax.zoo.default_cache_dir`).
+      cache_dir: pretrained-backbone cache (default :func:`capjax.training.pretrain.default_cache_dir`).
       devices: devices to shard groups over (default: all).
 
     Returns:

@@ -188,7 +188,7 @@ def select_zoo(
         }
 
     title = f"predicted final accuracy after {full_epochs} epochs ({predictor}, from {budget} epochs)"
-    console.print(ranking.rich_table(title, {"early_acc": early, **({"true": truth} if verify else {})}))
+    console.print(ranking.rich_table(title, {"early acc": early, **({"true final acc": truth} if verify else {})}))
     c = payload["compute"]
     console.print(
         f"compute: {c['train_passes_spent']:.3g} training passes spent, {c['fraction_of_full']:.1%} of training "
