@@ -38,10 +38,12 @@ from capjax.bayes.ridge import (
     check_options,
     hyper_draws,
     moments,
+    noise_dof,
     powers,
     predictive_draws,
     prepare_batch,
     split_key,
+    student_draws,
 )
 
 Method = Literal["auto", "fast", "nuts"]
@@ -64,6 +66,7 @@ _OPTIONS = frozenset(
         "num_warmup",
         "num_chains",
         "key",
+        "predictive",
     }
 )
 # NUTS sites with one value per candidate (see capjax.bayes.ridge.nuts_model); the others
@@ -88,7 +91,9 @@ class Prediction:
       level: the intervals' nominal coverage.
       method: ``"fast"`` or ``"nuts"``, the path that ran.
       gaussian: True when the predictive is exactly Gaussian (the fast path); intervals are
-        then the Gaussian ones, otherwise sample quantiles.
+        then the Gaussian ones, otherwise sample quantiles (or, with ``dof``, Student-t).
+      dof: (C,) degrees of freedom of the Student-t predictive (``predictive="student"``),
+        whose scale ``std`` then is; None otherwise.
       valid: (C,) False where the candidate's input could not be used; its entries
         (mean, std, lower, upper, samples column, coef row) are then NaN.
       reasons: candidate index -> why it is invalid (only invalid candidates appear).
@@ -119,10 +124,11 @@ class Prediction:
     coef: np.ndarray
     details: dict[str, Any]
     diagnostics: dict[str, Any]
+    dof: np.ndarray | None = None
 
     def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central predictive interval at ``level`` for each candidate: (lower, upper)."""
-        return central_interval(self.mean, self.std, self.samples, level, self.gaussian)
+        return central_interval(self.mean, self.std, self.samples, level, self.gaussian, self.dof)
 
     def prob_best(self) -> np.ndarray:
         """P(candidate c ends up best), from the joint draws; 0 for invalid candidates. (C,)."""
@@ -134,10 +140,15 @@ class Prediction:
 
 
 def central_interval(
-    mean: np.ndarray, std: np.ndarray, samples: np.ndarray, level: float, gaussian: bool
+    mean: np.ndarray, std: np.ndarray, samples: np.ndarray, level: float, gaussian: bool, dof: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The central ``level`` interval: Gaussian from ``mean``/``std``, else draw quantiles."""
+    """The central ``level`` interval: Student-t with ``dof``, Gaussian, or draw quantiles."""
     check_level(level)
+    if dof is not None:
+        from scipy.stats import t
+
+        z = t.ppf(0.5 + level / 2, dof)
+        return mean - z * std, mean + z * std
     if gaussian:
         from scipy.stats import norm
 
@@ -180,7 +191,10 @@ def predict_final(
         rescaled signal), ``rescale`` (divide the signal by its root mean square over the
         used pairs first; default True), ``num_samples`` (draws returned, per chain under
         NUTS; 2000), ``num_warmup`` (1000), ``num_chains`` (1), ``key`` (a PRNG key or an
-        int seed; 0).
+        int seed; 0), ``predictive`` (fast path only: ``"gaussian"``, the default, plugs in
+        the evidence-maximising precisions; ``"student"`` integrates the noise precision
+        out, giving a Student-t with ``n - 1 - gamma`` degrees of freedom, calibrated with
+        as few as 3 early points; docs/method.md §2.4).
 
     Returns:
       A :class:`Prediction`; pass it to :func:`capjax.bayes.decision.rank` to choose.
@@ -214,6 +228,10 @@ def predict_final(
         more = f" (and {n_cand - 3} more)" if n_cand > 3 else ""
         raise CapjaxInputError(f"none of the {n_cand} candidates can be predicted: {listed}{more}")
 
+    if options.get("predictive", "gaussian") not in ("gaussian", "student"):
+        raise CapjaxInputError(f"predictive={options['predictive']!r}: use 'gaussian' or 'student'")
+    if options.get("predictive") == "student" and chosen != "fast":
+        raise CapjaxInputError("predictive='student' is the fast path's: pass method='fast' (NUTS samples the noise)")
     fit = _fit(sig[valid], acc[valid], at_c[valid], level=level, method=chosen, **options)
     return Prediction(
         mean=scatter_valid(fit["mean"], valid),
@@ -224,12 +242,13 @@ def predict_final(
         latent_samples=scatter_valid(fit["latent"], valid),
         level=float(level),
         method=chosen,
-        gaussian=chosen == "fast",
+        gaussian=chosen == "fast" and fit["dof"] is None,
         valid=valid,
         reasons=reasons,
         coef=scatter_valid(fit["details"]["coef"].T, valid).T,
         details=fit["details"],
         diagnostics=_nuts_diagnostics(fit["details"]["mcmc"], valid) if chosen == "nuts" else {},
+        dof=None if fit["dof"] is None else scatter_valid(fit["dof"], valid),
     )
 
 
@@ -250,6 +269,7 @@ def _fit(
     num_warmup: int = 1000,
     num_chains: int = 1,
     key: Any = 0,
+    predictive: str = "gaussian",
 ) -> dict[str, Any]:
     """The regression of every screened candidate's (C, T) curves, read at ``at`` (C,)."""
     hp = Hyperprior() if hyperprior is None else hyperprior
@@ -278,11 +298,17 @@ def _fit(
     details["coef"] = np.asarray(theta.mean(0)) / scale ** np.arange(degree + 1)
     details["beta_scale"] = scale
     details["n_used"] = used.sum(1)
-    samples, latent, mean, std = (np.asarray(v, dtype=float) for v in predictive_draws(
-        k_pred, alpha, mean_h, var_h, num_samples))
-    lower, upper = central_interval(mean, std, samples, level, method == "fast")
+    dof = None
+    if predictive == "student":
+        dof_j = noise_dof(data, alpha[0], jnp.asarray(details["lambda"], data.X.dtype))
+        draws = student_draws(k_pred, alpha, mean_h, var_h, dof_j, num_samples)
+        dof = np.asarray(dof_j, dtype=float)
+    else:
+        draws = predictive_draws(k_pred, alpha, mean_h, var_h, num_samples)
+    samples, latent, mean, std = (np.asarray(v, dtype=float) for v in draws)
+    lower, upper = central_interval(mean, std, samples, level, method == "fast", dof)
     return {"mean": mean, "std": std, "lower": np.asarray(lower), "upper": np.asarray(upper),
-            "samples": samples, "latent": latent, "details": details}
+            "samples": samples, "latent": latent, "details": details, "dof": dof}
 
 
 def _as_batch(signal: Any, accuracy: Any) -> tuple[bool, np.ndarray, np.ndarray]:

@@ -349,6 +349,42 @@ def predictive_draws(key, alpha, mean_h, var_h, num_samples: int):
     return samples, latent, *total_moments(mean_h, var_h, alpha)
 
 
+@jax.jit
+def noise_dof(data: RidgeData, alpha: jax.Array, lam: jax.Array) -> jax.Array:
+    """Degrees of freedom ``n_eff - gamma`` left to the noise, per candidate ``(C,)``.
+
+    ``gamma = k - lambda tr(cov)`` is the number of well-determined coefficients (MacKay),
+    the same count the evidence update of alpha uses; with the precisions at that fixed
+    point, ``1/alpha = SSE / (n_eff - gamma)``.
+    """
+    k = data.X.shape[-1]
+
+    def one(d, a, l):
+        _, cov, _, _ = gauss(d, a, *ridge_prior(l, k, d.X.dtype))
+        return d.n_eff - jnp.clip(k - l * jnp.trace(cov), 0.0, k)
+
+    return jax.vmap(one)(data, alpha, lam)
+
+
+@partial(jax.jit, static_argnames="num_samples")
+def student_draws(key, alpha, mean_h, var_h, dof, num_samples: int):
+    """Draws of the Student-t predictive: :func:`predictive_draws` with the noise precision
+    integrated out (docs/method.md §2.4).
+
+    With ``alpha ~ Gamma(dof / 2, dof / (2 alpha_hat))`` around the point estimate, every
+    draw shares one scale ``s = sqrt(alpha_hat / alpha)`` between the latent and the noise
+    term, so each candidate's predictive is ``t_dof(mean, std)`` exactly (the H = 1 moments
+    of the fast path: ``alpha`` (1, C), ``mean_h`` and ``var_h`` (1, C), ``dof`` (C,)).
+    """
+    k1, k2, k3 = jax.random.split(key, 3)
+    C = mean_h.shape[1]
+    g = jax.random.gamma(k3, dof / 2, (num_samples, C), mean_h.dtype) / (dof / 2)
+    s = 1.0 / jnp.sqrt(g)
+    latent = mean_h + jnp.sqrt(var_h) * s * jax.random.normal(k1, (num_samples, C), mean_h.dtype)
+    samples = latent + s * jax.random.normal(k2, (num_samples, C), mean_h.dtype) / jnp.sqrt(alpha)
+    return samples, latent, *total_moments(mean_h, var_h, alpha)
+
+
 def check_level(level: float) -> None:
     if not 0 < level < 1:
         raise CapjaxInputError(f"level={level!r}: the interval's coverage must be in (0, 1)")
