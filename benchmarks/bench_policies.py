@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capjax import plots  # noqa: E402
 from capjax.records import load_recorded  # noqa: E402
-from capjax.selection import POLICIES, PaidView  # noqa: E402
+from capjax.selection import POLICIES, PaidView, capjax_engine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGETS = (0.05, 0.1, 0.2, 0.3)
@@ -43,7 +43,7 @@ def simulate(path: Path, budgets=BUDGETS) -> list[dict]:
     full = _full_epochs(run)
     rows = []
     for budget in budgets:
-        for name, policy in POLICIES.items():
+        for name, policy in {"capjax": capjax_engine, **POLICIES}.items():
             view = PaidView(sweep, full)
             # one seeded stream per run, policy and budget: random draws are repeatable
             rng = np.random.default_rng(zlib.crc32(f"{run}/{name}/{budget}".encode()))

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"base", "data", "capacitance", "signals", "records"},
     "predictors": {"base", "bayes", "records", "signals"},
     "scoring": {"base", "predictors"},
-    "selection": {"base", "records"},
+    "selection": {"base", "bayes", "records"},
     "workflows": {"base", "data", "plots", "predictors", "records", "scoring", "selection", "training"},
     "cli": {"base", "predictors", "scoring", "training", "workflows"},
 }

@@ -35,6 +35,7 @@ from capjax.bayes.ridge import (
     gauss_batch,
     hyper_draws,
     latent_moments,
+    prepare_batch,
     prepare_one,
     split_key,
     total_moments,
@@ -226,6 +227,7 @@ def regression_draws(
     num_warmup: int = 1000,
     num_chains: int = 1,
     key: Any = 0,
+    weights: np.ndarray | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
     """Joint posterior predictive draws of one Bayesian ridge regression (the model of docs/method.md §2.4).
 
@@ -238,6 +240,9 @@ def regression_draws(
       F_ref: ``(R, k)`` reference features, finite, in units the ridge prior suits (scaled).
       y_ref: ``(R,)`` reference targets, finite, any units.
       F: ``(C, k)`` features of the rows to predict.
+      weights: ``(R,)`` 1 for a reference row, 0 for padding (default: every row counts);
+        callers that refit as rows arrive pad ``R`` to a few sizes so that the jitted
+        algebra compiles once per size.
 
     The ridge prior keeps the posterior proper with more coefficients than references;
     callers that want a degree of freedom left for the noise check ``R`` themselves.
@@ -250,7 +255,11 @@ def regression_draws(
     flat = intercept == "flat"
     if not flat:
         F_ref, F = with_ones(F_ref), with_ones(F)
-    data = prepare_one(F_ref, y_ref, flat)
+    if weights is None:
+        data = prepare_one(F_ref, y_ref, flat)
+    else:
+        Xj = jnp.asarray(F_ref)
+        data = prepare_batch(Xj[None], jnp.asarray(y_ref, Xj.dtype)[None], jnp.asarray(weights)[None] > 0, flat)
     k_mcmc, k_pred = split_key(key)
     alpha, prior_mean, prior_prec, details = hyper_draws(
         data,
