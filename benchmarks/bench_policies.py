@@ -6,7 +6,9 @@ By default every ``benchmarks/results/<run>/records.jsonl.gz`` (written by
 ``benchmarks/record_sweeps.py``) is read. Each policy runs on a fresh
 :class:`capjax.selection.PaidView` of the run (it reads only the epochs it paid for) at
 budgets of 5, 10, 20 and 30% of training every candidate fully, and is scored by its
-regret on the final *test* accuracy, which no policy reads. Writes
+regret on the final *test* accuracy, which no policy reads. capjax's engine runs on the
+learning curve alone and, as ablations, with beta_eff (``capjax_beta``) and with beta_eff
+and the weight signals (``capjax_beta_weights``). Writes
 ``benchmarks/results/policies.json`` (``{"rows": [{run, budget, policy, chosen, regret,
 compute}]}``; an infeasible cell has ``chosen`` null and its ``reason``), ``policies.md``
 and ``regret_vs_compute.png``.
@@ -15,6 +17,7 @@ and ``regret_vs_compute.png``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import zlib
@@ -30,6 +33,12 @@ from capjax.selection import POLICIES, PaidView, capjax_engine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGETS = (0.05, 0.1, 0.2, 0.3)
+ENGINES = {
+    "capjax": capjax_engine,
+    "capjax_beta": functools.partial(capjax_engine, features=("curve", "beta")),
+    "capjax_beta_weights": functools.partial(capjax_engine, features=("curve", "beta", "weights")),
+}
+"""capjax's engine on the learning curve, and its ablations with beta_eff and the weight signals."""
 
 
 def _full_epochs(run: str) -> int:
@@ -43,7 +52,7 @@ def simulate(path: Path, budgets=BUDGETS) -> list[dict]:
     full = _full_epochs(run)
     rows = []
     for budget in budgets:
-        for name, policy in {"capjax": capjax_engine, **POLICIES}.items():
+        for name, policy in {**ENGINES, **POLICIES}.items():
             view = PaidView(sweep, full)
             # one seeded stream per run, policy and budget: random draws are repeatable
             rng = np.random.default_rng(zlib.crc32(f"{run}/{name}/{budget}".encode()))

@@ -4,7 +4,9 @@ A prototype policy on a :class:`~capjax.selection.view.PaidView`, simulated like
 baselines; ``capjax select`` does not use it yet.
 
 **The joint posterior.** In logit space, ``y_c(e) = logit(val_acc_c(e))``. A candidate at
-epoch ``e`` is described by ``phi_c(e) = [1, y_c(e), y_c(e) - y_c(e - 1), log(e + 1)]``.
+epoch ``e`` is described by ``phi_c(e) = [1, y_c(e), y_c(e) - y_c(e - 1), log(e + 1)]``,
+optionally followed by beta_eff's and the weight signals' change since epoch 0
+(:data:`FEATURES`).
 Its gain to a later epoch ``e'`` is modelled as
 
     y_c(e') - y_c(e) = h(e, e') * (w . phi_c(e)) + noise,    h(e, e') = log((e' + 1) / (e + 1)),
@@ -40,6 +42,7 @@ import numpy as np
 from scipy.special import expit
 from scipy.special import logit as _logit
 
+from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import prob_best
 from capjax.bayes.regression import regression_draws
 from capjax.selection.policies import Outcome
@@ -58,18 +61,44 @@ def _logit_acc(view: PaidView, epoch: int, candidates: np.ndarray) -> np.ndarray
     return _logit(np.clip(np.where(np.isfinite(acc), acc, 0.0), LOGIT_EPS, 1 - LOGIT_EPS))
 
 
-def _features(view: PaidView, epoch: int, candidates: np.ndarray) -> np.ndarray:
-    """``(len(candidates), 4)`` rows ``phi_c(epoch)``; every candidate is paid to ``epoch``."""
+FEATURES = {
+    "curve": ("one", "logit_acc", "logit_slope", "log_epoch"),
+    "beta": ("beta_hessian", "beta_coupling"),
+    "weights": ("l2_norm", "logme"),
+}
+"""Feature groups of ``phi_c(e)``: the learning curve (always), beta_eff's change since
+epoch 0 (both interactions, ``asinh`` of beta over its median size at epoch 0), and the
+change since epoch 0 of the weight norm and of LogME. A value the sweep did not record is 0."""
+
+
+def _change(view: PaidView, field: str, epoch: int, candidates: np.ndarray) -> np.ndarray:
+    """``asinh(x(epoch) / s) - asinh(x(0) / s)`` with ``s`` the median ``|x(0)|`` of every candidate."""
+    start_all = view.read(field, 0, np.arange(len(view)))
+    scale = np.nanmedian(np.abs(start_all)) if np.isfinite(start_all).any() else 1.0
+    scale = scale if np.isfinite(scale) and scale > 0 else 1.0
+    now = np.arcsinh(view.read(field, epoch, candidates) / scale)
+    return np.nan_to_num(now - np.arcsinh(start_all[np.asarray(candidates)] / scale))
+
+
+def _features(view: PaidView, epoch: int, candidates: np.ndarray, groups=("curve",)) -> np.ndarray:
+    """``(len(candidates), F)`` rows ``phi_c(epoch)`` of the feature ``groups``; every
+    candidate is paid to ``epoch``."""
     y = _logit_acc(view, epoch, candidates)
-    slope = y - _logit_acc(view, epoch - 1, candidates)
-    return np.stack([np.ones_like(y), y, slope, np.full_like(y, math.log(epoch + 1))], axis=1)
+    cols = [np.ones_like(y), y, y - _logit_acc(view, epoch - 1, candidates), np.full_like(y, math.log(epoch + 1))]
+    for group in groups[1:]:
+        cols += [_change(view, field, epoch, candidates) for field in FEATURES[group]]
+    return np.stack(cols, axis=1)
+
+
+def _feature_names(groups: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name for group in groups for name in FEATURES[group])
 
 
 def _horizon(e: np.ndarray | int, later: np.ndarray | int) -> np.ndarray:
     return np.log((np.asarray(later) + 1.0) / (np.asarray(e) + 1.0))
 
 
-def _pairs(view: PaidView) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(view: PaidView, groups: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``h * phi_c(e)`` and gains ``y_c(p) - y_c(e)`` from every candidate paid to ``p >= 2``."""
     rows, gains = [], []
     for c in np.flatnonzero(view.paid >= 2):
@@ -77,11 +106,12 @@ def _pairs(view: PaidView) -> tuple[np.ndarray, np.ndarray]:
         y_p = _logit_acc(view, p, [c])[0]
         e = 1
         while e < p:
-            phi = _features(view, e, np.array([c]))[0]
+            phi = _features(view, e, np.array([c]), groups)[0]
             rows.append(_horizon(e, p) * phi)
             gains.append(y_p - phi[1])
             e *= 2
-    return np.array(rows).reshape(-1, 4), np.array(gains)
+    width = len(_feature_names(groups))
+    return np.array(rows).reshape(-1, width), np.array(gains)
 
 
 def _padded(rows: np.ndarray, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,7 +124,7 @@ def _padded(rows: np.ndarray, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.concatenate([rows, np.zeros((pad, rows.shape[1]))]), np.concatenate([gains, np.zeros(pad)]), weights
 
 
-def posterior(view: PaidView, seed: int = 0) -> np.ndarray:
+def posterior(view: PaidView, seed: int = 0, groups: tuple[str, ...] = ("curve",)) -> np.ndarray:
     """``(S, C)`` joint draws of every candidate's final validation accuracy from what was paid.
 
     Every candidate must be paid to at least one epoch.
@@ -108,10 +138,10 @@ def posterior(view: PaidView, seed: int = 0) -> np.ndarray:
         draws[:, done] = view.read("val_acc", full, everyone[done])[None]
     open_ = everyone[~done]
     if open_.size:
-        queries = np.stack([_horizon(paid[c], full) * _features(view, int(paid[c]), np.array([c]))[0]
+        queries = np.stack([_horizon(paid[c], full) * _features(view, int(paid[c]), np.array([c]), groups)[0]
                             for c in open_])
         current = np.array([_logit_acc(view, int(paid[c]), [c])[0] for c in open_])
-        rows, gains = _pairs(view)
+        rows, gains = _pairs(view, groups)
         if len(gains):
             F, y, w = _padded(rows, gains)
             samples, *_ = regression_draws(F, y, queries, intercept="ridge", num_samples=NUM_DRAWS, key=seed,
@@ -159,12 +189,16 @@ def allocate(view: PaidView, draws: np.ndarray, room: float) -> tuple[int, list[
 
 
 def engine(view: PaidView, budget: float, rng: np.random.Generator | None = None,
-           p_best_stop: float = 0.95, seed: int = 0) -> Outcome:
+           p_best_stop: float = 0.95, seed: int = 0, features: tuple[str, ...] = ("curve",)) -> Outcome:
     """Select under ``budget`` (a fraction of training everyone fully) in rounds; see the module.
 
     The first round trains every candidate one epoch; the budget must also hold finishing
     one candidate, so the smallest that works is ``(N + full - 1) / (N full)``.
+    ``features`` are groups of :data:`FEATURES`, ``"curve"`` first; the others are the
+    ablations of the policy benchmark.
     """
+    if not features or features[0] != "curve" or not set(features) <= set(FEATURES):
+        raise CapjaxInputError(f"features={features!r}: start with 'curve', then any of {sorted(FEATURES)[1:]}")
     n, full = len(view), view.full_epochs
     total = budget * view.full_cost
     everyone = np.arange(n)
@@ -174,7 +208,7 @@ def engine(view: PaidView, budget: float, rng: np.random.Generator | None = None
     view.train(everyone, 1)
     safe = None  # a leader whose finish the budget still holds
     for _ in range(10 * full):  # rounds; each pays for at least one epoch or stops
-        draws = posterior(view, seed)
+        draws = posterior(view, seed, features)
         leader, _ = opportunity_loss(draws)
         room = total - view.spent - _finish_cost(view, leader)
         if room < 0:
@@ -187,7 +221,7 @@ def engine(view: PaidView, budget: float, rng: np.random.Generator | None = None
             break
         for c, epoch in plan:
             view.train([c], epoch)
-    leader, _ = opportunity_loss(posterior(view, seed))
+    leader, _ = opportunity_loss(posterior(view, seed, features))
     if view.spent + _finish_cost(view, leader) > total:
         leader = safe
     view.train([leader], full)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from capjax.base.validation import CapjaxInputError
 from capjax.selection import PaidView, capjax_engine, smallest_budget
 from capjax.selection.engine import allocate, opportunity_loss, posterior
 from tests._fake import fake_sweep, planted_curves
@@ -54,3 +55,13 @@ def test_below_the_smallest_budget_the_engine_says_what_it_needs(tmp_path):
     view = _view(tmp_path)
     out = capjax_engine(view, 0.9 * smallest_budget(20, 16))
     assert out.chosen is None and f"{smallest_budget(20, 16):.1%}" in out.reason
+
+
+def test_the_ablations_read_beta_eff_and_the_weight_signals_when_recorded(tmp_path):
+    view = _view(tmp_path)  # the planted sweep records beta_eff but no weight signals (read as 0)
+    for features in (("curve", "beta"), ("curve", "beta", "weights")):
+        fresh = PaidView(view._sweep, 16)
+        out = capjax_engine(fresh, 0.2, features=features)
+        assert out.chosen is not None and out.fraction <= 0.2 + 1e-9
+    with pytest.raises(CapjaxInputError, match="start with 'curve'"):
+        capjax_engine(PaidView(view._sweep, 16), 0.2, features=("beta",))
