@@ -31,7 +31,8 @@ higher mean: that is what halving by rank cannot do. Candidates worth less than
 
 **Stopping.** When the leader's P(best) passes ``p_best_stop``, when nothing is worth
 training, or when what is left of the budget is what finishing the leader costs, the
-leader is trained to the end and chosen.
+leader is trained to the end; what budget is left then finishes the next candidates by
+P(best), and the best finished one by validation accuracy is chosen.
 """
 
 from __future__ import annotations
@@ -221,11 +222,18 @@ def engine(view: PaidView, budget: float, rng: np.random.Generator | None = None
             break
         for c, epoch in plan:
             view.train([c], epoch)
-    leader, _ = opportunity_loss(posterior(view, seed, features))
+    draws = posterior(view, seed, features)
+    leader, _ = opportunity_loss(draws)
     if view.spent + _finish_cost(view, leader) > total:
         leader = safe
     view.train([leader], full)
-    return Outcome("capjax", leader, view.fraction, view.paid.copy())
+    # what is left finishes the next most likely best: a measured final beats a forecast
+    for c in np.argsort(-prob_best(draws), kind="stable"):
+        if view.paid[c] < full and prob_best(draws)[c] > 0 and view.spent + _finish_cost(view, c) <= total:
+            view.train([c], full)
+    finished = np.flatnonzero(view.paid >= full)
+    chosen = int(finished[np.argmax(view.val_acc(full, finished))])
+    return Outcome("capjax", chosen, view.fraction, view.paid.copy())
 
 
 def _finish_cost(view: PaidView, c: int) -> float:
