@@ -270,3 +270,22 @@ def test_student_predictive_is_the_fast_paths_option():
         predict_final(signal, acc, method="nuts", predictive="student")
     with pytest.raises(CapjaxInputError, match="predictive='t'"):
         predict_final(signal, acc, method="fast", predictive="t")
+
+
+def test_one_ranking_feeds_the_table_the_markdown_and_the_terminal():
+    from rich.console import Console
+
+    from capjax.bayes import ranking
+
+    r = ranking(["a", "b", "c"], [0.2, np.nan, 0.9], mean=[0.8, np.nan, 0.9], lower=[0.7, np.nan, 0.85],
+                upper=[0.9, np.nan, 0.95], reasons={"b": "diverged"})
+    rows = r.table({"early_acc": np.array([0.5, 0.4, 0.6])})
+    assert [row["name"] for row in rows] == ["c", "a", "b"] and rows[-1]["rank"] is None
+    assert rows[0]["early_acc"] == 0.6 and rows[-1]["reason"] == "diverged" and rows[0]["p_best"] is None
+    md = r.markdown()
+    assert md.splitlines()[0].startswith("| rank | candidate |") and "b (failed: diverged)" in md
+    assert r._repr_markdown_() == md
+    console = Console(record=True, width=120)
+    console.print(r.rich_table("title", {"early acc": np.array([0.5, 0.4, 0.6])}))
+    text = console.export_text()
+    assert "early acc" in text and "[0.850, 0.950]" in text
