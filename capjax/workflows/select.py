@@ -26,6 +26,7 @@ from capjax.records.fields import beta_field
 from capjax.records.sweep import load_sweep
 from capjax.scoring.metrics import score_predictor
 from capjax.scoring.protocol import budget_epochs
+from capjax.selection import POLICIES, PaidView
 from capjax.training.recorders import record_fns
 from capjax.training.sweep import run_sweep
 from capjax.training.zoos import make_zoo
@@ -124,7 +125,9 @@ def select_zoo(
     Returns:
       The payload of ``results.json``: settings, ``ranking`` rows (see
       :meth:`capjax.bayes.Ranking.table`, plus ``early_acc`` and ``true``), ``compute``,
-      and with ``verify`` the scores of the forecast and of early accuracy.
+      and with ``verify`` the scores of the forecast and of early accuracy, and the regret on
+      the final test accuracy of this selection (its top candidate finished) and of
+      successive halving and uniform early accuracy at no more compute.
     """
     if console is None:
         from rich.console import Console
@@ -185,6 +188,7 @@ def select_zoo(
         payload["verify"] = {
             "predictor": score_predictor(forecast.score, truth, lower=forecast.lower, upper=forecast.upper, k=k),
             "early_acc_baseline": score_predictor(early, truth, k=k),
+            "policies": _policies_at_equal_compute(sweep, full_epochs, budget, int(ranking.order[0])),
         }
 
     title = f"predicted final accuracy after {full_epochs} epochs ({predictor}, from {budget} epochs)"
@@ -203,6 +207,11 @@ def select_zoo(
                 f"verify, {label}: Kendall tau {s['tau']:.2f} [{s['tau_lo']:.2f}, {s['tau_hi']:.2f}], "
                 f"Spearman {s['rho']:.2f}, top-1 regret {s['regret']:.3f}"
                 + (f", 90% coverage {s['coverage']:.2f}" if s.get("coverage") is not None else "")
+            )
+        for name, p in payload["verify"]["policies"].items():
+            console.print(
+                f"verify, {name.replace('_', ' ')}: regret {p['regret']:.3f} on the final test accuracy "
+                f"at {p['compute']:.1%} compute" if p["regret"] is not None else f"verify, {name}: {p['reason']}"
             )
     _write(run_dir, payload, rows)
     best = [r["name"] for r in rows[:3] if r["rank"]]
@@ -229,6 +238,31 @@ def select_zoo(
     )
     console.print(f"wrote {run_dir}/results.json, results.csv, " + ", ".join(figures))
     return payload
+
+
+def _policies_at_equal_compute(sweep: Any, full_epochs: int, budget: int, top: int) -> dict[str, dict]:
+    """Regret on the final test accuracy of this selection and of two baselines at its compute.
+
+    The selection's compute is its early epochs for everyone plus finishing its top-ranked
+    candidate, as a policy must (:class:`capjax.selection.PaidView`); successive halving
+    and uniform early accuracy replay the same records at no more compute.
+    """
+    mine = PaidView(sweep, full_epochs)
+    mine.train(np.arange(len(mine)), budget)
+    mine.train([top], full_epochs)
+    truth = mine.final_truth()
+    out = {"this_selection": {"chosen": sweep.names[top], "regret": float(np.nanmax(truth) - truth[top]),
+                              "compute": mine.fraction}}
+    for name in ("successive_halving", "uniform"):
+        view = PaidView(sweep, full_epochs)
+        result = POLICIES[name](view, mine.fraction)
+        out[name] = {
+            "chosen": None if result.chosen is None else sweep.names[result.chosen],
+            "regret": None if result.chosen is None else result.regret(truth),
+            "compute": result.fraction,
+            "reason": result.reason,
+        }
+    return out
 
 
 def _write(run_dir: Path, payload: dict, rows: list[dict]) -> None:

@@ -46,6 +46,11 @@ def test_select_verify_end_to_end(tmp_path):
     assert {"tau", "regret"} <= set(out["verify"]["predictor"]) and 0 < out["compute"]["fraction_of_full"] < 1
     ranks = [r["rank"] for r in out["ranking"] if r["rank"]]
     assert ranks == sorted(ranks)
+    policies = out["verify"]["policies"]
+    assert set(policies) == {"this_selection", "successive_halving", "uniform"}
+    for p in policies.values():
+        assert p["regret"] is None or 0 <= p["regret"] <= 1
+        assert p["compute"] <= policies["this_selection"]["compute"] + 1e-9
     for png in ("predictions.png", "beta_hessian_trajectories.png"):
         assert (tmp_path / "r" / png).stat().st_size > 1000
 
