@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,10 +61,16 @@ def main() -> int:
     p.add_argument("--runs", default=",".join(RUNS), help="comma-separated runs (default: all 12)")
     p.add_argument("--work", type=Path, default=Path("/tmp/capjax-record-sweeps"))
     args = p.parse_args()
-    for run in args.runs.split(","):
-        t0 = time.perf_counter()
-        target = record(run, args.work)
-        print(f"{run}: {time.perf_counter() - t0:.0f} s -> {target} ({target.stat().st_size / 1e6:.2f} MB)", flush=True)
+    runs = args.runs.split(",")
+    if len(runs) > 1:
+        # one process per run: the programs XLA compiles for every zoo's shapes pile up in one
+        # process until compilation runs out of memory (seen after four runs on 24 GiB)
+        for run in runs:
+            subprocess.run([sys.executable, __file__, "--runs", run, "--work", str(args.work)], check=True)
+        return 0
+    t0 = time.perf_counter()
+    target = record(runs[0], args.work)
+    print(f"{runs[0]}: {time.perf_counter() - t0:.0f} s -> {target} ({target.stat().st_size / 1e6:.2f} MB)", flush=True)
     return 0
 
 

@@ -15,7 +15,8 @@ one Bayesian linear model for every candidate (:func:`capjax.bayes.regression_dr
 the fast path). Its data are the pairs that candidates trained further than others
 provide: for every candidate paid up to ``p`` and each ``e`` in ``1, 2, 4, ... < p``, the
 pair (phi_c(e), y_c(p) - y_c(e)). Finished candidates are references like any other;
-with no pair yet, ``w`` keeps its ridge prior. The shared ``w`` makes the candidates'
+with no pair yet, every candidate's gain is N(0, 1) per log-epoch of horizon, the same
+size for all, so the order of the current accuracies stands. The shared ``w`` makes the candidates'
 draws of their final ``y_c(full)`` joint; the draws go back through the sigmoid, so
 every mean and interval lies in [0, 1]. A candidate trained to the end is measured: its
 draws are its final validation accuracy.
@@ -148,9 +149,11 @@ def posterior(view: PaidView, seed: int = 0, groups: tuple[str, ...] = ("curve",
             samples, *_ = regression_draws(F, y, queries, intercept="ridge", num_samples=NUM_DRAWS, key=seed,
                                            weights=w)
             gain = np.asarray(samples, dtype=float)
-        else:  # nothing trained past epoch 1 yet: the ridge prior alone, N(0, 1) per unit of h phi
+        else:
+            # nothing trained past epoch 1 yet: an unknown gain of the same size for every
+            # candidate, N(0, 1) per log-epoch of horizon, so the order of the means stands
             rng = np.random.default_rng(seed)
-            gain = rng.standard_normal((NUM_DRAWS, 1)) * np.linalg.norm(queries, axis=1)[None]
+            gain = rng.standard_normal((NUM_DRAWS, len(open_))) * _horizon(paid[open_], full)[None]
         draws[:, open_] = expit(current[None] + gain)
     return np.where(np.isfinite(draws), draws, 0.0)
 
