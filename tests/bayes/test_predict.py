@@ -90,6 +90,17 @@ def test_fast_and_nuts_agree_and_nuts_reports_diagnostics():
     assert fast.diagnostics == {}
 
 
+def _from_the_model(C: int, T: int, seed: int):
+    """``C`` candidates' ``(C, T)`` early curves drawn from the model, and a fresh final observation."""
+    rng = np.random.default_rng(seed)
+    noise_sd = rng.uniform(0.005, 0.02, size=C)
+    slope = rng.normal(-0.3, 0.1, size=C)
+    h0 = rng.uniform(0.6, 0.9, size=C)
+    signal = np.sort(rng.uniform(0.1, 1.0, size=(C, T)), axis=1)[:, ::-1]
+    acc = h0[:, None] + slope[:, None] * signal + noise_sd[:, None] * rng.normal(size=(C, T))
+    return signal, acc, h0 + noise_sd * rng.normal(size=C)  # the final: a fresh observation at signal 0
+
+
 def test_fast_intervals_are_calibrated_on_data_from_the_model():
     """500 candidates drawn from the model: the 90% fast-path interval covers 87-93%.
 
@@ -99,14 +110,7 @@ def test_fast_intervals_are_calibrated_on_data_from_the_model():
     40). This test uses 40 points; for a handful of points use NUTS, whose calibration
     test_bayes_ridge checks.
     """
-    rng = np.random.default_rng(0)
-    C, T = 500, 40
-    noise_sd = rng.uniform(0.005, 0.02, size=C)
-    slope = rng.normal(-0.3, 0.1, size=C)
-    h0 = rng.uniform(0.6, 0.9, size=C)
-    signal = np.sort(rng.uniform(0.1, 1.0, size=(C, T)), axis=1)[:, ::-1]
-    acc = h0[:, None] + slope[:, None] * signal + noise_sd[:, None] * rng.normal(size=(C, T))
-    final = h0 + noise_sd * rng.normal(size=C)  # a fresh observation at signal 0
+    signal, acc, final = _from_the_model(500, 40, seed=0)
     pred = predict_final(signal, acc, key=0)
     assert pred.method == "fast"  # auto, for more than a handful of candidates
     coverage = np.mean((pred.lower <= final) & (final <= pred.upper))
@@ -241,14 +245,8 @@ def test_options_reach_the_model():
 def test_student_predictive_is_calibrated_with_a_handful_of_points(T):
     """1,000 candidates drawn from the model: with the noise precision integrated out, the
     90% interval covers 86-94% from 3 or 6 early points, where the Gaussian plug-in does not."""
-    rng = np.random.default_rng(T)
     C = 1000
-    noise_sd = rng.uniform(0.005, 0.02, size=C)
-    slope = rng.normal(-0.3, 0.1, size=C)
-    h0 = rng.uniform(0.6, 0.9, size=C)
-    signal = np.sort(rng.uniform(0.1, 1.0, size=(C, T)), axis=1)[:, ::-1]
-    acc = h0[:, None] + slope[:, None] * signal + noise_sd[:, None] * rng.normal(size=(C, T))
-    final = h0 + noise_sd * rng.normal(size=C)  # a fresh observation at signal 0
+    signal, acc, final = _from_the_model(C, T, seed=T)
 
     def coverage(pred):
         return np.mean((pred.lower <= final) & (final <= pred.upper))
