@@ -231,8 +231,9 @@ def engine(view: PaidView, budget: float, rng: np.random.Generator | None = None
         leader = safe
     view.train([leader], full)
     # what is left finishes the next most likely best: a measured final beats a forecast
-    for c in np.argsort(-prob_best(draws), kind="stable"):
-        if view.paid[c] < full and prob_best(draws)[c] > 0 and view.spent + _finish_cost(view, c) <= total:
+    p_best = prob_best(draws)
+    for c in np.argsort(-p_best, kind="stable"):
+        if view.paid[c] < full and p_best[c] > 0 and view.spent + _finish_cost(view, c) <= total:
             view.train([c], full)
     finished = np.flatnonzero(view.paid >= full)
     chosen = int(finished[np.argmax(view.val_acc(full, finished))])
