@@ -105,7 +105,11 @@ def main() -> int:
     rows = [row for path in paths for row in simulate(path)]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "policies.json").write_text(json.dumps({"rows": rows}, indent=1))
-    text = table(rows)
+    dev = [r for r in rows if r["run"].endswith("-s0")]
+    fresh = [r for r in rows if not r["run"].endswith("-s0")]
+    parts = [(f"Development seed 0 ({len({r['run'] for r in dev})} runs; the engine may be tuned here)", dev),
+             (f"Fresh seeds 1-2 ({len({r['run'] for r in fresh})} runs, never tuned on)", fresh)]
+    text = "\n\n".join(f"### {title}\n\n{table(part)}" for title, part in parts if part)
     (args.out / "policies.md").write_text(text + "\n")
     print(text)
     curves = {}
