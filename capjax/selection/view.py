@@ -37,6 +37,7 @@ class PaidView:
         if isinstance(full_epochs, bool) or not isinstance(full_epochs, int | np.integer) or full_epochs < 1:
             raise CapjaxInputError(f"full_epochs is {full_epochs!r}; pass the length of full training, >= 1")
         self._sweep = sweep
+        self._tables: dict[str, np.ndarray] = {}
         self.full_epochs = int(full_epochs)
         self.names = tuple(sweep.names)
         self.paid = np.zeros(len(self.names), dtype=int)
@@ -75,9 +76,18 @@ class PaidView:
                 f"epoch {epoch} of {[self.names[i] for i in unpaid[:3]]} was read but not paid for "
                 f"(paid up to {self.paid[unpaid[:3]].tolist()}); train them first"
             )
-        if epoch == 0:
-            return self._sweep.initial(field)[idx]
-        return self._sweep.array(field, epoch)[idx, epoch - 1]
+        return self._table(field)[idx, epoch]
+
+    def _table(self, field: str) -> np.ndarray:
+        """``(C, full + 1)`` values of ``field`` at epochs 0..full, built once per field.
+
+        Policies read one epoch at a time, round after round; rebuilding the array from the
+        trajectories on every read made the engine's rounds quadratic in the epochs.
+        """
+        if field not in self._tables:
+            initial = self._sweep.initial(field)[:, None]
+            self._tables[field] = np.concatenate([initial, self._sweep.array(field, self.full_epochs)], axis=1)
+        return self._tables[field]
 
     def val_acc(self, epoch: int, candidates) -> np.ndarray:
         """Validation accuracy at ``epoch``; a diverged candidate reads ``-inf`` (never best)."""
