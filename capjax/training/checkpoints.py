@@ -1,4 +1,11 @@
-"""Orbax checkpoints of a sweep: every group's members' stacked state and live mask, per epoch."""
+"""Orbax checkpoints of a sweep: every group's stacked state, and each member's epoch and liveness.
+
+A checkpoint is saved after every *tick*, one epoch of every candidate that still has one
+to train; candidates may stand at different epochs (a selection trains some further than
+others), so each member's epoch is saved beside the state. The progress part (epochs and
+live masks, JSON) restores without the arrays, so a sweep can tell what its records must
+cover before it builds anything.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from capjax.training.groups import pad_lanes
 
 
 class Checkpoints:
-    """Orbax checkpoints of a sweep: every group's members' stacked state and live mask."""
+    """Orbax checkpoints of a sweep, one step per tick."""
 
     def __init__(self, path: Path):
         import orbax.checkpoint as ocp  # here: orbax is heavy and only sweeps need it
@@ -26,43 +33,43 @@ class Checkpoints:
     def latest(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, epoch: int, states: Mapping[str, tuple[tuple, np.ndarray]]) -> None:
-        """Save ``{group id: (state, alive)}`` as the checkpoint of ``epoch``."""
-        tree = {
-            gid: {"leaves": [np.asarray(leaf)[: len(alive)] for leaf in jax.tree.leaves(state)],
-                  "alive": alive}
-            for gid, (state, alive) in states.items()
-        }
-        self.manager.save(epoch, args=self._ocp.args.StandardSave(tree))
+    def save(self, step: int, states: Mapping[str, tuple[tuple, np.ndarray, np.ndarray]]) -> None:
+        """Save ``{group id: (state, alive, epoch)}`` as checkpoint ``step``.
 
-    def restore(
-        self, epoch: int, templates: Mapping[str, tuple[tuple, int]]
-    ) -> dict[str, tuple[tuple, np.ndarray]]:
-        """``{group id: (state, alive)}`` from ``{group id: (state template, n_members)}``.
+        ``alive`` and ``epoch`` are ``(n_members,)``: whether each member still trains, and
+        the last epoch it was trained to (0: measured before fine-tuning).
+        """
+        ocp = self._ocp
+        tree = {gid: [np.asarray(leaf)[: len(alive)] for leaf in jax.tree.leaves(state)]
+                for gid, (state, alive, _) in states.items()}
+        progress = {gid: {"alive": np.asarray(alive).tolist(), "epoch": np.asarray(epoch).tolist()}
+                    for gid, (_, alive, epoch) in states.items()}
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
+                                                        progress=ocp.args.JsonSave(progress)))
+
+    def progress(self, step: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{group id: (alive, epoch)}`` of checkpoint ``step``, without reading its arrays."""
+        ocp = self._ocp
+        got = self.manager.restore(step, args=ocp.args.Composite(progress=ocp.args.JsonRestore()))
+        return {gid: (np.asarray(p["alive"], bool), np.asarray(p["epoch"], int))
+                for gid, p in got["progress"].items()}
+
+    def restore(self, step: int, templates: Mapping[str, tuple[tuple, int]]) -> dict[str, tuple]:
+        """``{group id: state}`` from ``{group id: (state template, n_members)}``.
 
         States come back padded to the template's lanes (the padding repeats the last
         member, as :func:`capjax.training.groups.plan_groups` does).
         """
-        target = {
-            gid: {"leaves": [np.zeros((n, *t.shape[1:]), t.dtype)
-                             for t in jax.tree.leaves(template)],
-                  "alive": np.zeros(n, bool)}
-            for gid, (template, n) in templates.items()
-        }
-        got = self.manager.restore(epoch, args=self._ocp.args.StandardRestore(target))
+        ocp = self._ocp
+        target = {gid: [np.zeros((n, *t.shape[1:]), t.dtype) for t in jax.tree.leaves(template)]
+                  for gid, (template, n) in templates.items()}
+        got = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
         out = {}
         for gid, (template, _) in templates.items():
             leaves, treedef = jax.tree.flatten(template)
             lanes = leaves[0].shape[0]
-            state = jax.tree.unflatten(
-                treedef, [pad_lanes(np.asarray(x), lanes) for x in got[gid]["leaves"]]
-            )
-            out[gid] = (state, np.asarray(got[gid]["alive"], bool))
+            out[gid] = jax.tree.unflatten(treedef, [pad_lanes(np.asarray(x), lanes) for x in got["state"][gid]])
         return out
 
     def close(self) -> None:
         self.manager.close()
-
-
-# ---------------------------------------------------------------------------------------
-# The sweep

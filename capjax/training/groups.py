@@ -95,9 +95,12 @@ def group_steps(key: GroupKey, interactions: tuple[str, ...], mesh: Mesh) -> Ste
     def loss(p, xb, yb):
         return cross_entropy(model_logits(family, p, xb), yb)
 
-    def train(params, opt_state, idx, x, y):
-        params, opt_state, losses = train_epoch(loss, tx, params, opt_state, x, y, idx)
-        return params, opt_state, losses.mean()
+    def train(params, opt_state, idx, active, x, y):
+        new_params, new_state, losses = train_epoch(loss, tx, params, opt_state, x, y, idx)
+        # lanes of one group may stand at different epochs: those not asked to train keep
+        # their state (they still compute, as vmapped lanes do; their passes are not counted)
+        keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(active, new, old))
+        return keep(new_params, params), keep(new_state, opt_state), losses.mean()
 
     def measure(params, *splits):
         """Mean loss and accuracy ``(n_splits,)`` on chunked splits, and params finiteness."""
@@ -127,7 +130,7 @@ def group_steps(key: GroupKey, interactions: tuple[str, ...], mesh: Mesh) -> Ste
         return jnp.stack([beta_eff(params["probe"], feats, loss_fn, interaction=i)
                           for i in interactions])
 
-    return Steps(shard_candidates(train, mesh, 3), shard_candidates(measure, mesh, 1),
+    return Steps(shard_candidates(train, mesh, 4), shard_candidates(measure, mesh, 1),
                  shard_candidates(beta, mesh, 1) if interactions else None)
 
 

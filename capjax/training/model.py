@@ -312,12 +312,13 @@ def epoch_batches(
     """Every candidate's batch order for one epoch: ``(len(seeds), n_batches, batch_size)``.
 
     Row ``i`` is :func:`capjax.data.batch_indices` keyed by candidate ``seeds[i]``'s random
-    stream ``stream`` folded with ``epoch``: a function of the seed and the epoch only, so
-    an interrupted run resumes with the same batches.
+    stream ``stream`` folded with its epoch (``epoch``, or ``epoch[i]`` when candidates stand
+    at different epochs): a function of the seed and the epoch only, so an interrupted run
+    resumes with the same batches.
     """
 
-    def one(seed):
-        key = jax.random.fold_in(candidate_key(seed, stream), epoch)
+    def one(seed, e):
+        key = jax.random.fold_in(candidate_key(seed, stream), e)
         return batch_indices(key, num_examples, batch_size)
 
-    return jax.vmap(one)(seeds)
+    return jax.vmap(one)(seeds, jnp.broadcast_to(jnp.asarray(epoch, jnp.int32), jnp.shape(seeds)))

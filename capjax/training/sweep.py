@@ -4,8 +4,11 @@
 probe -> new head) and appends one JSON line per candidate and epoch to
 ``out_dir/records.jsonl`` (the fields of :mod:`capjax.records.fields`). Candidates train in
 vmapped, sharded groups (:mod:`capjax.training.groups`), one jitted ``lax.scan`` over an
-epoch's batches per group and epoch. The sweep runs epoch by epoch, every group in turn,
-so all candidates advance together and one checkpoint covers them all.
+epoch's batches per group and epoch. Each candidate trains to its own epoch (a selection
+trains some further than others): the sweep runs in *ticks*, one epoch of every candidate
+not yet at its epoch, every group in turn, and one checkpoint per tick covers them all.
+Lanes of a group that are not training in a tick keep their state; on a vmapped group
+they still compute, which costs wall time but no recorded passes.
 
 Record fields (one line per live candidate per epoch; epoch 0 is the model before
 fine-tuning):
@@ -38,13 +41,14 @@ A candidate whose loss or parameters stop being finite is marked failed: one rec
 its group are unaffected (vmapped lanes never mix).
 
 Crash safety: a kill at any moment (``kill -9``) loses nothing but the epoch in flight.
-Per epoch the order is: compute every group (writing snapshots), append all the
-epoch's records (one ``write`` plus ``fsync``), then save one orbax checkpoint (every
-group's stacked params, optimizer state and live mask; atomic). On start, the records
-of epochs after the last checkpoint, and a torn last line, are dropped (atomic rewrite)
-and those epochs are recomputed from the checkpoint, deterministically: the batch order
-of epoch ``e`` is a function of the candidate's seed and ``e``, and the group programs
-are the same. A rerun with a larger ``epochs`` continues from the checkpoint.
+Per tick the order is: compute every group (writing snapshots), append all the tick's
+records (one ``write`` plus ``fsync``), then save one orbax checkpoint (every group's
+stacked params and optimizer state, and each candidate's epoch and live mask; atomic).
+On start, each candidate's records after the epoch its checkpoint holds, and a torn
+last line, are dropped (atomic rewrite) and those epochs are recomputed from the
+checkpoint, deterministically: the batch order of epoch ``e`` is a function of the
+candidate's seed and ``e``, and the group programs are the same. A rerun with larger
+``epochs`` continues from the checkpoint.
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ from capjax.training.groups import (
     group_steps,
     initial_state,
     on_candidates,
+    pad_lanes,
     place_data,
     plan_groups,
     template,
@@ -160,10 +165,13 @@ def _save_snapshot(out_dir: Path, name: str, epoch: int, params: dict) -> None:
     os.replace(tmp, folder / f"{epoch:04d}.npy")
 
 
-def _drop_unconfirmed(path: Path, last: int | None) -> None:
-    """Drop the records of epochs after the last checkpoint, and a torn last line."""
+def _drop_unconfirmed(path: Path, confirmed: Mapping[str, int]) -> None:
+    """Drop each candidate's records after its checkpointed epoch, and a torn last line.
+
+    ``confirmed`` maps a name to the last epoch its checkpoint holds (absent: none).
+    """
     records, torn = read_lines(path)
-    keep = [r for r in records if last is not None and r["epoch"] <= last]
+    keep = [r for r in records if r["epoch"] <= confirmed.get(r["name"], -1)]
     if torn or len(keep) != len(records):
         atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
@@ -173,12 +181,15 @@ class _Job:
     """What every group's run shares."""
 
     dataset: Dataset
-    epochs: int
+    targets: Mapping[str, int]  # the epoch each candidate trains to
     out_dir: Path
     interactions: tuple[str, ...]
     probe_batch: int
     record_fns: Mapping[str, RecordFn]
     snapshot_params: bool
+
+    def target(self, name: str) -> int:
+        return self.targets[name]
 
     def passes(self, epoch: int, batch_size: int) -> dict[str, int]:
         d = self.dataset
@@ -192,43 +203,61 @@ class _Job:
 
 
 class GroupRun:
-    """One group on its mesh: its state and its epoch of training, evaluation and records."""
+    """One group on its mesh: its state, each member's epoch, and a tick of training and records."""
 
-    def __init__(self, job: _Job, group: Group, state: tuple, alive: np.ndarray,
-                 data: PlacedData, start: int):
-        self.job, self.group, self.alive, self.data = job, group, alive, data
+    def __init__(self, job: _Job, group: Group, state: tuple, alive: np.ndarray, at: np.ndarray,
+                 data: PlacedData):
+        self.job, self.group, self.alive, self.at, self.data = job, group, alive, at, data
         self.steps = group_steps(group.members[0].group_key, job.interactions, group.mesh)
         self.params, self.opt_state = on_candidates(state, group.mesh)
         self.seeds = np.array([c.seed for c in group.lanes], np.int32)
+        self.target = np.array([job.target(c.name) for c in group.members])
         self.probe = (np.asarray(data.probe_x), np.asarray(data.probe_y))
         # Compile now, so that wall_s measures epochs, not XLA.
-        if self.alive.any():
-            if job.epochs >= max(start, 1):
-                self.steps.train.lower(self.params, self.opt_state, self._order(1),
-                                       data.x_train, data.y_train).compile()
+        if self._active().any():
+            if (self.target >= np.maximum(self.at + 1, 1)).any():
+                self.steps.train.lower(self.params, self.opt_state, self._order(self._lanes(self.at + 1)),
+                                       on_candidates(self._lanes(self._active()), group.mesh), data.x_train,
+                                       data.y_train).compile()
             self.steps.measure.lower(self.params, data.val, data.test).compile()
             if self.steps.beta is not None:
                 self.steps.beta.lower(self.params, data.probe_x, data.probe_y).compile()
 
-    def _order(self, epoch: int) -> jax.Array:
+    def _active(self) -> np.ndarray:
+        """``(n_members,)``: members with an epoch left to train (or epoch 0 to measure)."""
+        return self.alive & (self.at < self.target)
+
+    def _lanes(self, per_member: np.ndarray) -> np.ndarray:
+        """A per-member array over the group's lanes (padding lanes copy the last member)."""
+        return pad_lanes(np.asarray(per_member), len(self.group.lanes))
+
+    def _order(self, epochs: np.ndarray) -> jax.Array:
         n_train = len(self.job.dataset.y_train)
-        idx = epoch_batches(self.seeds, epoch, n_train, self.group.members[0].batch_size,
+        idx = epoch_batches(self.seeds, np.maximum(epochs, 1), n_train, self.group.members[0].batch_size,
                             FINETUNE_STREAM)
         return on_candidates(idx, self.group.mesh)
 
-    def checkpoint(self) -> tuple[tuple, np.ndarray]:
-        return (self.params, self.opt_state), self.alive
+    def remaining(self) -> int:
+        """Candidate-epochs (and epoch-0 measurements) this group still has to run."""
+        return int(np.where(self.alive, np.maximum(self.target - self.at, 0), 0).sum())
 
-    def epoch(self, epoch: int) -> list[dict]:
-        """Train for ``epoch`` (none at epoch 0), measure, and return the records."""
-        if not self.alive.any():
+    def checkpoint(self) -> tuple[tuple, np.ndarray, np.ndarray]:
+        return (self.params, self.opt_state), self.alive, self.at
+
+    def tick(self) -> list[dict]:
+        """One epoch of every active member (epoch 0: measure only), and their records."""
+        active = self._active()
+        if not active.any():
             return []
         job, data, steps = self.job, self.data, self.steps
+        epoch = self.at + 1
         t0 = time.perf_counter()
         train_loss = np.full(len(self.group.lanes), np.nan)  # no training before epoch 1
-        if epoch > 0:
+        trains = active & (epoch >= 1)
+        if trains.any():
             self.params, self.opt_state, train_loss = steps.train(
-                self.params, self.opt_state, self._order(epoch), data.x_train, data.y_train
+                self.params, self.opt_state, self._order(self._lanes(epoch)),
+                on_candidates(self._lanes(trains), self.group.mesh), data.x_train, data.y_train
             )
         measured = steps.measure(self.params, data.val, data.test)
         (losses, accs, finite), train_loss = jax.device_get((measured, train_loss))
@@ -237,28 +266,28 @@ class GroupRun:
                  else np.asarray(jax.device_get(steps.beta(self.params, data.probe_x, data.probe_y))))
         t2 = time.perf_counter()
 
-        n = len(self.group.members)
+        n = int(active.sum())
         host = jax.device_get(self.params) if job.record_fns or job.snapshot_params else None
         records = []
-        for i, c in enumerate(self.group.members):
-            if not self.alive[i]:
-                continue
+        for i in np.flatnonzero(active):
+            c, e = self.group.members[i], int(epoch[i])
+            self.at[i] = e
             values = {"train_loss": train_loss[i], "val_loss": losses[i, 0],
                       "val_acc": accs[i, 0], "test_loss": losses[i, 1], "test_acc": accs[i, 1]}
             values = {k: float(v) for k, v in values.items()}
-            reason = _divergence(values, bool(finite[i]), epoch)
+            reason = _divergence(values, bool(finite[i]), e)
             if reason is not None:
                 self.alive[i] = False
-                records.append({"name": c.name, "epoch": epoch, "failed": True, "reason": reason})
+                records.append({"name": c.name, "epoch": e, "failed": True, "reason": reason})
                 continue
-            rec = {"name": c.name, "epoch": epoch, **{k: _number(v) for k, v in values.items()}}
+            rec = {"name": c.name, "epoch": e, **{k: _number(v) for k, v in values.items()}}
             rec.update({beta_field(k): _number(b)
                         for k, b in zip(job.interactions, betas[i], strict=True)})
-            rec.update(job.passes(epoch, c.batch_size))
+            rec.update(job.passes(e, c.batch_size))
             rec.update(wall_s=(t1 - t0) / n, wall_beta_s=(t2 - t1) / n)
             if host is not None:
                 own = jax.tree.map(lambda leaf, i=i: leaf[i], host)
-                rec.update(_extras(job, c, epoch, own, self.probe))
+                rec.update(_extras(job, c, e, own, self.probe))
             records.append(rec)
         return records
 
@@ -273,7 +302,7 @@ def _extras(job: _Job, c: Candidate, epoch: int, params: dict, probe: tuple) -> 
 
 
 def _check_sweep_args(
-    dataset: Any, epochs: Any, interactions: Any, probe_batch: Any, record_fns: Any,
+    dataset: Any, interactions: Any, probe_batch: Any, record_fns: Any,
     candidates: Sequence[Candidate],
 ) -> tuple[Dataset, tuple[str, ...], dict[str, RecordFn]]:
     if isinstance(dataset, str):
@@ -282,8 +311,6 @@ def _check_sweep_args(
         raise CapjaxInputError(
             f"dataset is {type(dataset).__name__}; pass a capjax.data.Dataset or a spec string"
         )
-    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
-        raise CapjaxInputError(f"epochs is {epochs!r}; pass a whole number of epochs >= 0")
     interactions = (interactions,) if isinstance(interactions, str) else tuple(interactions)
     known = sorted(set(INTERACTIONS) & set(BETA_COST))
     for i in interactions:
@@ -316,11 +343,28 @@ def _check_sweep_args(
     return dataset, interactions, record_fns
 
 
+def _targets(epochs: Any, candidates: Sequence[Candidate]) -> dict[str, int]:
+    """``{name: epoch}`` from one epoch count for all or a mapping with every candidate's."""
+    def check(what: str, e: Any) -> int:
+        if isinstance(e, bool) or not isinstance(e, int | np.integer) or e < 0:
+            raise CapjaxInputError(f"{what} is {e!r}; pass a whole number of epochs >= 0")
+        return int(e)
+
+    if not isinstance(epochs, Mapping):
+        e = check("epochs", epochs)
+        return {c.name: e for c in candidates}
+    names = {c.name for c in candidates}
+    if set(epochs) != names:
+        odd = sorted(set(epochs) ^ names)[:3]
+        raise CapjaxInputError(f"epochs must give every candidate's epoch, and only theirs; check {odd}")
+    return {name: check(f"epochs[{name!r}]", e) for name, e in epochs.items()}
+
+
 def run_sweep(
     candidates: Iterable[Candidate],
     dataset: Dataset | str,
     *,
-    epochs: int,
+    epochs: int | Mapping[str, int],
     out_dir: str | os.PathLike[str],
     interactions: Sequence[str] = ("coupling",),
     probe_batch: int = 256,
@@ -330,18 +374,20 @@ def run_sweep(
     cache_dir: str | os.PathLike[str] | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> SweepResult:
-    """Fine-tune every candidate for ``epochs`` epochs, recording each epoch; resumable.
+    """Fine-tune every candidate to its epoch, recording each epoch; resumable.
 
     See the module docstring for the records and the crash-safety protocol. Running
     again on the same ``out_dir`` resumes a killed sweep, returns at once for a finished
-    one, and continues from the checkpoints when ``epochs`` is larger (e.g. to extend an
-    early sweep to full training). Candidates, dataset and the other recording settings
-    must be the same as the first run's.
+    one, and continues from the checkpoints when a candidate's epoch is larger (e.g. to
+    extend an early sweep to full training, or to train some candidates further than
+    others, as a selection does). A candidate already past its epoch stays where it is.
+    Candidates, dataset and the other recording settings must be the same as the first run's.
 
     Args:
       candidates: the zoo (unique names); groups of equal ``group_key`` train vectorised.
       dataset: a :class:`capjax.data.Dataset` or a spec for :func:`capjax.data.load_dataset`.
-      epochs: fine-tuning epochs (records cover epochs 0..epochs).
+      epochs: fine-tuning epochs (records cover epochs 0..epochs), one number for every
+        candidate or ``{name: epochs}`` for each.
       out_dir: the sweep directory (records, manifest, checkpoints, snapshots).
       interactions: ``beta_eff`` interaction types to record (docs/method.md §2.2; none: record no beta_eff).
       probe_batch: examples in the fixed probe batch for ``beta_eff``.
@@ -358,8 +404,9 @@ def run_sweep(
       The :class:`SweepResult` of ``out_dir``.
     """
     candidates = check_candidates(candidates)
+    targets = _targets(epochs, candidates)
     dataset, interactions, record_fns = _check_sweep_args(
-        dataset, epochs, interactions, probe_batch, record_fns, candidates
+        dataset, interactions, probe_batch, record_fns, candidates
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -372,15 +419,21 @@ def run_sweep(
         "record_fns": sorted(record_fns),
         "snapshot_params": bool(snapshot_params),
     })
-    job = _Job(dataset, int(epochs), out_dir, interactions, int(probe_batch), record_fns,
+    job = _Job(dataset, targets, out_dir, interactions, int(probe_batch), record_fns,
                bool(snapshot_params))
     groups = plan_groups(candidates, list(devices) if devices is not None else jax.devices())
     ckpt = Checkpoints(out_dir / CHECKPOINT_DIR)
     try:
         last = ckpt.latest()
-        _drop_unconfirmed(out_dir / RECORDS_FILE, last)
-        if last is None or last < job.epochs:
-            _run_epochs(job, groups, ckpt, last, cache_dir, progress)
+        progress_of = {} if last is None else ckpt.progress(last)
+        confirmed = {c.name: int(at) for g in groups if g.gid in progress_of
+                     for c, at in zip(g.members, progress_of[g.gid][1], strict=True)}
+        _drop_unconfirmed(out_dir / RECORDS_FILE, confirmed)
+        todo = [c for g in groups for i, c in enumerate(g.members)
+                if g.gid not in progress_of
+                or (progress_of[g.gid][0][i] and progress_of[g.gid][1][i] < targets[c.name])]
+        if todo:
+            _run_epochs(job, groups, ckpt, last, progress_of, cache_dir, progress)
     finally:
         ckpt.close()
     return load_sweep(out_dir)
@@ -388,39 +441,42 @@ def run_sweep(
 
 def _run_epochs(
     job: _Job, groups: Sequence[Group], ckpt: Checkpoints, last: int | None,
+    progress_of: Mapping[str, tuple[np.ndarray, np.ndarray]],
     cache_dir: str | os.PathLike[str] | None, progress: bool,
 ) -> None:
-    """Epochs ``last + 1 .. job.epochs`` of every group, from scratch when ``last`` is None."""
-    start = 0 if last is None else last + 1
+    """Ticks until every live candidate reaches its target, from scratch when ``last`` is None."""
     with _progress_bar(progress) as bar:
         if last is None:
             fresh = [c for g in groups for c in g.members]
             task = bar.add_task("pretraining backbones", total=n_lineages(fresh))
             backbones = pretrain_backbones(fresh, job.dataset, cache_dir,
                                            on_lineage=lambda: bar.advance(task))
-            states = {g.gid: (initial_state(g, backbones, job.dataset),
-                              np.ones(len(g.members), bool)) for g in groups}
+            states = {g.gid: (initial_state(g, backbones, job.dataset), np.ones(len(g.members), bool),
+                              np.full(len(g.members), -1)) for g in groups}
         else:
-            states = ckpt.restore(last, {g.gid: (template(g, job.dataset), len(g.members))
-                                         for g in groups})
+            restored = ckpt.restore(last, {g.gid: (template(g, job.dataset), len(g.members)) for g in groups})
+            states = {gid: (state, *progress_of[gid]) for gid, state in restored.items()}
         task = bar.add_task("compiling", total=len(groups))
         placed: dict[Mesh, PlacedData] = {}  # groups on the same devices share one copy of the data
         runs = []
         for g in groups:
             if g.mesh not in placed:
                 placed[g.mesh] = place_data(job.dataset, job.probe_batch, g.mesh)
-            runs.append(GroupRun(job, g, *states[g.gid], placed[g.mesh], start))
+            runs.append(GroupRun(job, g, *states[g.gid], placed[g.mesh]))
             bar.advance(task)
-        task = bar.add_task("fine-tuning", total=len(runs) * (job.epochs - start + 1))
-        for epoch in range(start, job.epochs + 1):
+        task = bar.add_task("fine-tuning", total=sum(run.remaining() for run in runs))
+        step = -1 if last is None else last
+        while any(run.remaining() for run in runs):
             records = []
             for k, run in enumerate(runs):
-                records += run.epoch(epoch)
-                bar.update(task, advance=1, description=(
-                    f"fine-tuning: epoch {epoch}/{job.epochs}, group {k + 1}/{len(runs)}"
+                new = run.tick()
+                records += new
+                bar.update(task, advance=len(new), description=(
+                    f"fine-tuning: epoch {max((r['epoch'] for r in new), default=0)}, group {k + 1}/{len(runs)}"
                 ))
             append_lines(job.out_dir / RECORDS_FILE, records)
-            ckpt.save(epoch, {run.group.gid: run.checkpoint() for run in runs})
+            step += 1
+            ckpt.save(step, {run.group.gid: run.checkpoint() for run in runs})
 
 
 def _progress_bar(enabled: bool):

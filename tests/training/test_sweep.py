@@ -147,6 +147,26 @@ def test_vmapped_group_equals_each_candidate_alone_and_extension(group_run, digi
             np.testing.assert_allclose(g[field], a[field], rtol=2e-5, atol=1e-7, err_msg=field)
 
 
+def test_candidates_trained_to_their_own_epochs(group_run, digits, tmp_path):
+    """A selection trains some lanes of a group further than others, then catches them up:
+    the records are those of training both together, and a lane held back stays put."""
+    staggered = tmp_path / "staggered"
+    cands = group()[:2]
+    held = load_records(sweep(cands, digits, staggered, {"a": 1, "b": 3}).out_dir)
+    assert held["a"].epochs.tolist() == [0, 1] and held["b"].epochs.tolist() == [0, 1, 2, 3]
+    lower = load_records(sweep(cands, digits, staggered, {"a": 1, "b": 2}).out_dir)  # never lowers
+    assert lower["b"].epochs.tolist() == [0, 1, 2, 3]
+    caught_up = load_records(sweep(cands, digits, staggered, 3).out_dir)
+    together = load_records(sweep(cands, digits, tmp_path / "together", 3).out_dir)
+    for name in ("a", "b"):
+        g, t = caught_up[name], together[name]
+        assert g.epochs.tolist() == [0, 1, 2, 3]
+        for field in set(t.values) - set(WALL_FIELDS):
+            np.testing.assert_allclose(g[field], t[field], rtol=2e-5, atol=1e-7, err_msg=field)
+    with pytest.raises(CapjaxInputError, match="every candidate"):
+        sweep(cands, digits, staggered, {"a": 3})
+
+
 def test_bad_arguments(group_run, digits, tmp_path):
     out, _ = group_run
     cands = group()[:2]
