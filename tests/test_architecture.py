@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "predictors": {"base", "bayes", "records", "signals"},
     "scoring": {"base", "predictors"},
     "selection": {"base", "bayes", "records"},
-    "workflows": {"base", "data", "plots", "predictors", "records", "scoring", "selection", "training"},
+    "workflows": {"base", "bayes", "data", "plots", "predictors", "records", "scoring", "selection", "training"},
     "cli": {"base", "predictors", "scoring", "training", "workflows"},
 }
 """Room -> the rooms it may import (docs/architecture.md)."""

@@ -1,10 +1,12 @@
 """Command line: ``capjax select`` (pick the best candidate early) and ``capjax bench``.
 
 ``capjax select`` with no arguments builds the default transfer zoo on scikit-learn's
-digits, pretrains each backbone once (cached), fine-tunes every candidate for a few early
-epochs with the frozen probe, records what the predictor needs (beta_eff by default),
-predicts each candidate's final accuracy with a 90% interval, and prints the ranking.
-``--verify`` trains every candidate to the end and scores the prediction against the truth.
+digits, pretrains each backbone once (cached), and spends 20% of the compute of training
+every candidate fully: capjax's engine trains the candidates in rounds, each round where
+a joint posterior over their final accuracies says it matters most, trains the winner
+to the end and saves it, and prints every candidate's predicted final accuracy with a
+90% interval and P(best). ``--verify`` then trains every candidate to the end and scores
+the choice against the final test accuracy.
 
 This module only parses arguments: the jobs are :func:`capjax.workflows.select_zoo` and
 :func:`capjax.workflows.run_bench`, callable from Python with the same settings.
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     select = sub.add_parser(
         "select",
-        help="rank a zoo of candidates from a few early epochs",
+        help="choose the best of a zoo under a compute budget, and train it",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -97,22 +99,33 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument(
         "--budget",
         default=select_job.DEFAULT_BUDGET,
-        help=f"early epochs to train each candidate: an integer, or a percentage of "
-        f"--full-epochs such as 10%% (default: {select_job.DEFAULT_BUDGET})",
+        help="compute to spend, as a fraction of training every candidate for --full-epochs, counted in "
+        f"training passes and including finishing the winner: 20%% or 0.2 (default: {select_job.DEFAULT_BUDGET.replace('%', '%%')})",
     )
     select.add_argument(
         "--predictor",
-        default=select_job.DEFAULT_PREDICTOR,
+        default=None,
         choices=select_job.select_predictors(),
-        help=f"how to predict final accuracy (default: {select_job.DEFAULT_PREDICTOR}, the paper's "
-        "per-candidate Bayesian ridge of accuracy on beta_eff read at beta_eff = 0); the sweep records "
-        "what the predictor needs, and nothing else",
+        help="instead of capjax's engine, a per-candidate predictor: every candidate trains the same early "
+        "epochs the budget allows, then the predicted best to the end (beta_hessian: the paper's reading)",
+    )
+    select.add_argument(
+        "--features",
+        default="curve",
+        help="the engine's features: curve, optionally with beta (beta_eff) and weights (weight norm, LogME), "
+        "comma-separated (default: curve)",
+    )
+    select.add_argument(
+        "--p-best-stop",
+        type=float,
+        default=0.95,
+        help="the engine stops exploring when its leader's P(best) reaches this (default: 0.95)",
     )
     select.add_argument(
         "--verify",
         action="store_true",
-        help="also train every candidate to --full-epochs and score the prediction "
-        "(Kendall tau, Spearman, top-1 regret, interval coverage, compute saved)",
+        help="afterwards train every candidate to --full-epochs and score the choice on the final test "
+        "accuracy (regret, Kendall tau, interval coverage, and successive halving at no more compute)",
     )
     bench = sub.add_parser(
         "bench",
@@ -162,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **_common(args),
                 budget=args.budget,
                 predictor=args.predictor,
+                features=tuple(f.strip() for f in args.features.split(",")),
+                p_best_stop=args.p_best_stop,
                 run=args.run,
                 verify=args.verify,
                 console=console,

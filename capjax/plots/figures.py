@@ -117,7 +117,10 @@ def plot_predicted_vs_true(
         ax.plot(t, p, "o", ms=3, alpha=0.7)
     finite = np.concatenate([p[np.isfinite(p)], t[np.isfinite(t)]])
     lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    lo, hi = max(0.0, lo - 0.02), min(1.0, hi + 0.02)  # accuracies: the axes stay inside [0, 1]
     ax.plot([lo, hi], [lo, hi], "--", color="gray", lw=0.8)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_xlabel("true final accuracy")
     ax.set_ylabel("predicted")
     ax.set_title(title, fontsize=9)
@@ -147,4 +150,90 @@ def plot_score_vs_budget(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2, loc=legend)
+    return _save(fig, path)
+
+
+def _distinct(n: int):
+    """``n`` distinct colours: tab10/tab20 while they last, then evenly spaced hues."""
+    if n <= 10:
+        return [_cmap("tab10")(k) for k in range(n)]
+    if n <= 20:  # tab20's dark shades first: neighbours in the legend stay far apart
+        return [_cmap("tab20")(2 * k + (k >= 10) - 20 * (k >= 10)) for k in range(n)]
+    return [_cmap("hsv")(k / n) for k in range(n)]
+
+
+def _legend_outside(fig, ax, n: int) -> None:
+    """A legend right of the axes, off the data, in as many columns as it needs."""
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=max(1, -(-n // 30)),
+              borderaxespad=0.0, frameon=False)
+
+
+def plot_learning_curves(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    final: Mapping[str, tuple[float, float, float]],
+    full_epochs: int,
+    path: str | Path,
+    *,
+    chosen: str | None = None,
+    level: float = 0.9,
+    title: str = "learning curves and predicted final accuracy",
+) -> Path:
+    """Each candidate's ``curves[name] = (epochs, accuracy)`` and, at ``full_epochs``, its
+    predicted final ``final[name] = (mean, lower, upper)`` as an interval bar in its colour.
+
+    Bars are spread a little along x so that they do not hide each other; ``chosen`` is bold.
+    """
+    names = list(curves)
+    colors = _distinct(len(names))
+    fig, ax = _figure((9, 5))
+    spread = 0.2 * full_epochs  # room for one bar per candidate right of the last epoch
+    for k, name in enumerate(names):
+        x, y = (np.asarray(a, float) for a in curves[name])
+        bold = name == chosen
+        ax.plot(x, y, "-", lw=2.2 if bold else 0.9, color=colors[k], alpha=1.0 if bold else 0.75,
+                label=f"{name} (chosen)" if bold else name)
+        if name in final:
+            m, lo, hi = final[name]
+            xf = full_epochs + spread * (0.1 + k / max(len(names) - 1, 1))
+            ax.errorbar([xf], [m], yerr=[[m - lo], [hi - m]], fmt="o", ms=3, color=colors[k], capsize=1.5,
+                        lw=0.8)
+    ax.axvline(full_epochs, color="gray", lw=0.6, ls=":")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel(f"epoch (bars right of {full_epochs}: predicted final accuracy, {level:.0%} interval)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    _legend_outside(fig, ax, len(names))
+    return _save(fig, path)
+
+
+def plot_p_best(
+    fractions: Sequence[float],
+    p_best: np.ndarray,
+    names: Sequence[str],
+    path: str | Path,
+    *,
+    title: str = "P(best) over the rounds",
+    min_p: float = 0.02,
+) -> Path:
+    """P(best) ``(rounds, C)`` per candidate against the compute spent after each round.
+
+    Candidates whose P(best) never reaches ``min_p`` are drawn together in grey, unlabelled.
+    """
+    p_best = np.asarray(p_best, float)
+    x = 100 * np.asarray(fractions, float)
+    shown = [c for c in range(p_best.shape[1]) if p_best[:, c].max() >= min_p]
+    colors = _distinct(len(shown))
+    fig, ax = _figure((8, 4.5))
+    for c in range(p_best.shape[1]):
+        if c not in shown:
+            ax.plot(x, p_best[:, c], "-", color="0.8", lw=0.6)
+    for k, c in enumerate(shown):
+        ax.plot(x, p_best[:, c], "-o", ms=3, color=colors[k], lw=1.2, label=names[c])
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("compute spent (% of training every candidate fully)")
+    ax.set_ylabel("P(best)")
+    ax.set_title(title + (f" (grey: P(best) < {min_p:g} throughout)" if len(shown) < p_best.shape[1] else ""),
+                 fontsize=9)
+    if shown:
+        _legend_outside(fig, ax, len(shown))
     return _save(fig, path)

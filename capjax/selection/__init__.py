@@ -10,7 +10,7 @@ opportunity loss.
 from capjax.selection import engine, policies, view
 from capjax.selection.engine import engine as capjax_engine
 from capjax.selection.policies import POLICIES, Outcome, hyperband, successive_halving, top_k_one_epoch, uniform
-from capjax.selection.view import PaidView, UnpaidEpochError, smallest_budget
+from capjax.selection.view import PaidView, UnpaidEpochError, View, smallest_budget
 
 __all__ = [
     "POLICIES",
@@ -26,4 +26,5 @@ __all__ = [
     "top_k_one_epoch",
     "uniform",
     "view",
+    "View",
 ]

@@ -33,6 +33,10 @@ class Outcome:
       fraction: training passes spent over those of training every candidate fully.
       epochs: ``(C,)`` epochs each candidate was trained.
       reason: why the policy did not run (None when it did).
+      draws: ``(S, C)`` joint posterior draws of every candidate's final validation accuracy
+        when the policy has a posterior (capjax's engine), else None.
+      rounds: the policy's rounds, ``(compute fraction, (C,) P(best))`` after each, when it
+        has a posterior.
     """
 
     policy: str
@@ -40,6 +44,8 @@ class Outcome:
     fraction: float
     epochs: np.ndarray
     reason: str | None = None
+    draws: np.ndarray | None = None
+    rounds: tuple[tuple[float, np.ndarray], ...] = ()
 
     def regret(self, truth: np.ndarray) -> float:
         """Best final test accuracy minus the chosen candidate's (NaN when infeasible)."""

@@ -21,47 +21,69 @@ class UnpaidEpochError(CapjaxInputError):
     """A policy read an epoch of a candidate it has not trained that far."""
 
 
-class PaidView:
-    """The records of a full sweep, readable only up to each candidate's paid epoch.
+def check_full_epochs(full_epochs: object) -> int:
+    """``full_epochs`` as an int, or a one-line error."""
+    if isinstance(full_epochs, bool) or not isinstance(full_epochs, int | np.integer) or full_epochs < 1:
+        raise CapjaxInputError(f"full_epochs is {full_epochs!r}; pass the length of full training, >= 1")
+    return int(full_epochs)
 
-    Args:
-      sweep: records of every candidate trained to ``full_epochs``.
-      full_epochs: the length of full training.
+
+class View:
+    """What a policy sees of a sweep: each candidate's records up to the epoch it paid for.
+
+    Subclasses say how training is paid for: :class:`PaidView` replays a finished sweep;
+    :class:`capjax.workflows.LiveView` trains for real. A policy calls :meth:`train_to`
+    (or :meth:`train`) and then :meth:`read`; it never learns more than it paid for.
 
     Attributes:
       names: the candidates, ``(C,)``.
+      full_epochs: the length of full training.
       paid: ``(C,)`` int, the last epoch paid for per candidate (0: nothing trained yet).
+      passes_per_epoch: ``(C,)`` training passes of one epoch of each candidate.
+      eval_examples: validation plus test examples (None: unknown), for the measurement
+        noise between a candidate's validation and test accuracy.
     """
 
-    def __init__(self, sweep: SweepResult, full_epochs: int):
-        if isinstance(full_epochs, bool) or not isinstance(full_epochs, int | np.integer) or full_epochs < 1:
-            raise CapjaxInputError(f"full_epochs is {full_epochs!r}; pass the length of full training, >= 1")
-        self._sweep = sweep
-        self._tables: dict[str, np.ndarray] = {}
-        self.full_epochs = int(full_epochs)
-        self.names = tuple(sweep.names)
+    def __init__(self, names, full_epochs: int, passes_per_epoch: np.ndarray, eval_examples: int | None = None):
+        self.names = tuple(names)
+        self.full_epochs = check_full_epochs(full_epochs)
         self.paid = np.zeros(len(self.names), dtype=int)
-        passes = sweep.array("passes_train", self.full_epochs)
-        # training passes per epoch, from the first epoch a candidate recorded (a candidate
-        # that diverged still cost its epochs: they are charged at the same rate)
-        start = np.nan_to_num(sweep.initial("passes_train"))[:, None]
-        steps = np.diff(np.concatenate([start, passes], axis=1), axis=1)
-        with np.errstate(all="ignore"):
-            per_epoch = np.nanmax(np.where(steps > 0, steps, np.nan), axis=1)
-        if not np.isfinite(per_epoch).any():
-            raise CapjaxInputError("the records hold no passes_train; pass the records of a full sweep")
-        # a candidate that diverged before its first epoch is charged like the dearest other
-        self.passes_per_epoch = np.where(np.isfinite(per_epoch), per_epoch, np.nanmax(per_epoch))
+        self.passes_per_epoch = np.asarray(passes_per_epoch, dtype=float)
+        self.eval_examples = eval_examples
+        self._tables: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.names)
 
     def train(self, candidates, epoch: int) -> None:
         """Pay for ``candidates`` (indices) up to ``epoch``; never lowers what was paid."""
-        if not 0 <= epoch <= self.full_epochs:
-            raise CapjaxInputError(f"epoch {epoch} is outside 0..{self.full_epochs}")
-        idx = np.asarray(candidates, dtype=int)
-        self.paid[idx] = np.maximum(self.paid[idx], epoch)
+        self.train_to({int(c): epoch for c in np.atleast_1d(np.asarray(candidates, dtype=int))})
+
+    def train_to(self, plan: dict[int, int]) -> None:
+        """Pay for each candidate ``c`` of ``plan`` up to epoch ``plan[c]``, all at once."""
+        for c, epoch in plan.items():
+            if not 0 <= epoch <= self.full_epochs:
+                raise CapjaxInputError(f"epoch {epoch} is outside 0..{self.full_epochs}")
+        self._pay({c: max(int(self.paid[c]), int(e)) for c, e in plan.items()})
+
+    def _pay(self, plan: dict[int, int]) -> None:
+        for c, epoch in plan.items():
+            self.paid[c] = epoch
+
+    @property
+    def failed(self) -> np.ndarray:
+        """``(C,)`` bool: candidates that diverged within the epochs paid for."""
+        sweep = self._sweep()
+        return np.array([t.failed and t.failed_epoch <= p for t, p in
+                         zip((sweep.trajectories[n] for n in self.names), self.paid, strict=True)])
+
+    def reasons(self) -> list[str | None]:
+        """Why each candidate failed (None where it has not, within what was paid)."""
+        sweep = self._sweep()
+        return [sweep.trajectories[n].reason if f else None for n, f in zip(self.names, self.failed, strict=True)]
+
+    def _sweep(self) -> SweepResult:
+        raise NotImplementedError
 
     def read(self, field: str, epoch: int, candidates) -> np.ndarray:
         """``field`` at ``epoch`` of ``candidates`` (indices); NaN where a candidate diverged.
@@ -85,8 +107,9 @@ class PaidView:
         trajectories on every read made the engine's rounds quadratic in the epochs.
         """
         if field not in self._tables:
-            initial = self._sweep.initial(field)[:, None]
-            self._tables[field] = np.concatenate([initial, self._sweep.array(field, self.full_epochs)], axis=1)
+            sweep = self._sweep()
+            initial = sweep.initial(field)[:, None]
+            self._tables[field] = np.concatenate([initial, sweep.array(field, self.full_epochs)], axis=1)
         return self._tables[field]
 
     def val_acc(self, epoch: int, candidates) -> np.ndarray:
@@ -122,9 +145,38 @@ class PaidView:
         """The compute fraction that :meth:`epoch_budget` turns into ``candidate_epochs``."""
         return candidate_epochs * float(self.passes_per_epoch.max()) / self.full_cost
 
+
+class PaidView(View):
+    """The records of a full sweep, readable only up to each candidate's paid epoch.
+
+    Args:
+      sweep: records of every candidate trained to ``full_epochs``.
+      full_epochs: the length of full training.
+    """
+
+    def __init__(self, sweep: SweepResult, full_epochs: int):
+        self._full = sweep
+        passes = sweep.array("passes_train", check_full_epochs(full_epochs))
+        # training passes per epoch, from the first epoch a candidate recorded (a candidate
+        # that diverged still cost its epochs: they are charged at the same rate)
+        start = np.nan_to_num(sweep.initial("passes_train"))[:, None]
+        steps = np.diff(np.concatenate([start, passes], axis=1), axis=1)
+        per_epoch = np.where(steps > 0, steps, -np.inf).max(axis=1, initial=-np.inf)
+        per_epoch[~np.isfinite(per_epoch)] = np.nan
+        if not np.isfinite(per_epoch).any():
+            raise CapjaxInputError("the records hold no passes_train; pass the records of a full sweep")
+        # a candidate that diverged before its first epoch is charged like the dearest other
+        # each epoch evaluates every validation and test example once (a cost, not a result)
+        evals = sweep.initial("passes_eval")
+        super().__init__(sweep.names, full_epochs, np.where(np.isfinite(per_epoch), per_epoch, np.nanmax(per_epoch)),
+                         int(np.nanmax(evals)) if np.isfinite(evals).any() else None)
+
+    def _sweep(self) -> SweepResult:
+        return self._full
+
     def final_truth(self) -> np.ndarray:
         """``(C,)`` final *test* accuracy, the truth a policy is scored on and never reads."""
-        return self._sweep.array("test_acc", self.full_epochs)[:, -1]
+        return self._full.array("test_acc", self.full_epochs)[:, -1]
 
 
 def smallest_budget(n_candidates: int, full_epochs: int) -> float:

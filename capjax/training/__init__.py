@@ -19,6 +19,7 @@ from capjax.training.model import (
     random_backbones,
     train_epoch,
 )
+from capjax.training.checkpoints import trained_params
 from capjax.training.pretrain import default_cache_dir, pretrain_backbone, pretrain_backbones
 from capjax.training.recorders import RecordFn, SweepContext, record_fns
 from capjax.training.spec import FAMILIES, SOURCES, Architecture, Candidate, GroupKey, check_candidates
@@ -60,6 +61,7 @@ __all__ = [
     "spec",
     "sweep",
     "train_epoch",
+    "trained_params",
     "transfer_zoo",
     "zoos",
 ]

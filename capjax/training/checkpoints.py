@@ -9,13 +9,18 @@ cover before it builds anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from capjax.training.groups import pad_lanes
+from capjax.base.validation import CapjaxInputError
+from capjax.data.dataset import Dataset
+from capjax.records.files import CHECKPOINT_DIR
+from capjax.training.groups import pad_lanes, plan_groups, template
+from capjax.training.spec import Candidate
 
 
 class Checkpoints:
@@ -73,3 +78,25 @@ class Checkpoints:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def trained_params(sweep_dir: str | os.PathLike[str], candidates: Sequence[Candidate], dataset: Dataset,
+                   name: str) -> dict:
+    """Candidate ``name``'s parameters ``{"backbone", "probe", "head"}`` (NumPy) from the
+    latest checkpoint of the sweep in ``sweep_dir`` (the candidates and dataset it ran on)."""
+    path = Path(sweep_dir) / CHECKPOINT_DIR
+    groups = plan_groups(candidates, jax.devices()[:1])
+    where = {c.name: (g.gid, i) for g in groups for i, c in enumerate(g.members)}
+    if name not in where:
+        raise CapjaxInputError(f"no candidate named {name!r} in this sweep")
+    ckpt = Checkpoints(path)
+    try:
+        step = ckpt.latest()
+        if step is None:
+            raise CapjaxInputError(f"{path} holds no checkpoint; run the sweep first")
+        states = ckpt.restore(step, {g.gid: (template(g, dataset), len(g.members)) for g in groups})
+    finally:
+        ckpt.close()
+    gid, i = where[name]
+    params, _ = states[gid]
+    return jax.tree.map(lambda leaf: np.asarray(leaf[i]), params)

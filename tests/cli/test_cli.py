@@ -1,3 +1,5 @@
+"""``capjax select`` end to end: the results contract, the winner, --verify, and bad input."""
+
 import json
 import subprocess
 import sys
@@ -6,59 +8,70 @@ import numpy as np
 import pytest
 
 from capjax.base.validation import CapjaxInputError
-from capjax.cli import main
+from capjax.cli.main import main
+from capjax.workflows import load_params
+from capjax.workflows.report import COLUMNS
 from capjax.workflows.select import parse_budget
 
 
-def test_budget_parsing_and_errors():
-    assert parse_budget("5", 30) == 5
-    assert parse_budget("10%", 30) == 3
-    assert parse_budget("1%", 30) == 1
-    with pytest.raises(CapjaxInputError, match="exceeds the full training"):
-        parse_budget("40", 30)
-    with pytest.raises(CapjaxInputError, match="not a number"):
-        parse_budget("five", 30)
+def test_budget_is_a_compute_fraction():
+    assert parse_budget("20%") == pytest.approx(0.2)
+    assert parse_budget("0.2") == parse_budget(0.2) == pytest.approx(0.2)
+    for bad, match in (("five", "not a number"), ("150%", r"\(0, 100%\]"), ("0", r"\(0, 100%\]")):
+        with pytest.raises(CapjaxInputError, match=match):
+            parse_budget(bad)
 
 
-def test_select_verify_end_to_end(tmp_path):
-    args = [
-        "select",
-        "--zoo",
-        "hyper",
-        "--n",
-        "3",
-        "--budget",
-        "3",
-        "--full-epochs",
-        "4",
-        "--verify",
-        "--out",
-        str(tmp_path),
-        "--run",
-        "r",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--no-progress",
-    ]
+def _select(tmp_path, run, *extra):
+    args = ["select", "--zoo", "hyper", "--n", "4", "--full-epochs", "6", "--out", str(tmp_path), "--run", run,
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", *extra]
     assert main(args) == 0
-    out = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert out["n_candidates"] == 3 and out["budget_epochs"] == 3
-    assert {"tau", "regret"} <= set(out["verify"]["predictor"]) and 0 < out["compute"]["fraction_of_full"] < 1
-    ranks = [r["rank"] for r in out["ranking"] if r["rank"]]
-    assert ranks == sorted(ranks)
-    policies = out["verify"]["policies"]
-    assert set(policies) == {"this_selection", "successive_halving", "uniform"}
-    for p in policies.values():
-        assert p["regret"] is None or 0 <= p["regret"] <= 1
-        assert p["compute"] <= policies["this_selection"]["compute"] + 1e-9
-    for png in ("predictions.png", "beta_hessian_trajectories.png"):
-        assert (tmp_path / "r" / png).stat().st_size > 1000
+    return json.loads((tmp_path / run / "results.json").read_text())
+
+
+def test_select_decides_trains_its_winner_and_verifies(tmp_path):
+    out = _select(tmp_path, "engine", "--budget", "60%", "--verify")
+    assert 0 < out["compute"]["fraction"] <= 0.6 + 1e-9 and out["method"] == "engine"
+    rows = out["ranking"]
+    assert [set(r) for r in rows] == [set(COLUMNS)] * 4
+    for r in rows:
+        assert all(0 <= r[k] <= 1 for k in ("mean", "lower", "upper", "p_best", "true"))
+        assert r["lower"] <= r["upper"] and r["measured"] == (r["epochs"] == 6) and r["reason"] is None
+    chosen = next(r for r in rows if r["name"] == out["chosen"])
+    assert chosen["measured"] and out["winner"]["epochs"] == 6
+    params = load_params(out["winner"]["params"])
+    assert set(params) == {"backbone", "probe", "head"}
+    assert abs(sum(r["p_best"] for r in rows) - 1) < 1e-6
+    assert out["rounds"] and len(out["rounds"][0]["p_best"]) == 4
+    v = out["verify"]
+    assert 0 <= v["regret"] <= 1 and -1 <= v["tau"] <= 1
+    for p in v["policies"].values():
+        assert p["regret"] is None or (0 <= p["regret"] <= 1 and p["compute"] <= out["compute"]["fraction"] + 1e-9)
+    for png in ("curves.png", "p_best.png", "predictions.png"):
+        assert (tmp_path / "engine" / png).stat().st_size > 1000
+    csv_head = (tmp_path / "engine" / "results.csv").read_text().splitlines()[0]
+    assert csv_head == ",".join(COLUMNS)
+
+
+def test_the_papers_predictor_says_when_its_prediction_is_implausible(tmp_path):
+    out = _select(tmp_path, "paper", "--budget", "60%", "--predictor", "beta_hessian")
+    rows = out["ranking"]
+    assert out["method"] == "beta_hessian" and sum(r["measured"] for r in rows) == 1
+    early = {r["epochs"] for r in rows if not r["measured"]}
+    assert len(early) == 1  # every candidate the same early epochs
+    for r in rows:
+        if r["mean"] is not None and not r["measured"] and (r["mean"] < 0 or r["upper"] > 1 or r["lower"] < 0):
+            assert r["note"] == "paper's model: outside [0, 1]"
+        if r["note"]:
+            assert r["note"].startswith("paper's model")
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--budget", "99"], "exceeds the full training"),
+        (["--budget", "5%"], "below the smallest that selects here, 11.4%"),
+        (["--budget", "abc"], "--budget 'abc' is not a number"),
+        (["--features", "beta"], "--features 'beta': start with curve"),
         (["--data", "npz:/does/not/exist.npz"], "does not exist"),
         (["--data", "npz:{bad}"], "x_train"),
     ],

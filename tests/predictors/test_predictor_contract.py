@@ -113,10 +113,10 @@ def test_select_records_exactly_what_the_predictor_needs(monkeypatch, tmp_path, 
         seen.update(kwargs)
         raise _Recorded
 
-    monkeypatch.setattr(capjax.workflows.select, "run_sweep", run_sweep)
+    monkeypatch.setattr(capjax.workflows.live, "run_sweep", run_sweep)
     needs = PREDICTORS[name].needs
     with pytest.raises(_Recorded):
-        capjax.workflows.select_zoo(zoo="hyper", n=2, predictor=name, out=tmp_path, progress=False)
+        capjax.workflows.select_zoo(zoo="hyper", n=2, predictor=name, budget=0.9, out=tmp_path, progress=False)
     assert seen["interactions"] == needs.interactions
     assert sorted(seen["record_fns"] or {}) == sorted(needs.fields)
     assert seen["snapshot_params"] == needs.snapshots
@@ -127,5 +127,5 @@ def test_select_refuses_what_it_cannot_meet_at_once(tmp_path):
     assert supervised and not set(supervised) & set(capjax.workflows.select_predictors())
     with pytest.raises(capjax.CapjaxInputError, match="--predictor combined is fitted on fully trained reference"):
         capjax.workflows.select_zoo(predictor="combined", out=tmp_path)
-    with pytest.raises(capjax.CapjaxInputError, match="pass --budget 4 or more"):
-        capjax.workflows.select_zoo(predictor="ph_dim", budget=2, out=tmp_path)
+    with pytest.raises(capjax.CapjaxInputError, match="needs >= 4 early epochs per candidate; --budget 12.0% gives 1"):
+        capjax.workflows.select_zoo(predictor="ph_dim", budget="12%", out=tmp_path)

@@ -28,7 +28,7 @@ def test_an_uncertain_lower_mean_is_trained_where_halving_would_keep_a_certain_o
     view.train([0, 1, 2], 1)
     room = 2.5 * view.passes_per_epoch.max()  # two candidates' next epoch
     _, plan = allocate(view, draws, room)
-    trained = {c for c, _ in plan}
+    trained = set(plan)
     assert 2 in trained and 1 not in trained  # halving would keep the top two by mean: 0 and 1
 
 
@@ -60,8 +60,8 @@ def test_below_the_smallest_budget_the_engine_says_what_it_needs(tmp_path):
 def test_the_ablations_read_beta_eff_and_the_weight_signals_when_recorded(tmp_path):
     view = _view(tmp_path)  # the planted sweep records beta_eff but no weight signals (read as 0)
     for features in (("curve", "beta"), ("curve", "beta", "weights")):
-        fresh = PaidView(view._sweep, 16)
+        fresh = PaidView(view._full, 16)
         out = capjax_engine(fresh, 0.2, features=features)
         assert out.chosen is not None and out.fraction <= 0.2 + 1e-9
     with pytest.raises(CapjaxInputError, match="start with 'curve'"):
-        capjax_engine(PaidView(view._sweep, 16), 0.2, features=("beta",))
+        capjax_engine(PaidView(view._full, 16), 0.2, features=("beta",))

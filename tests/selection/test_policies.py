@@ -67,6 +67,6 @@ def test_a_dominant_candidate_is_found_at_no_regret(tmp_path):
     view = _view(tmp_path)
     truth = view.final_truth()
     for name in ("uniform", "successive_halving", "top_k_one_epoch"):
-        fresh = PaidView(view._sweep, 30)
+        fresh = PaidView(view._full, 30)
         out = POLICIES[name](fresh, 0.2)
         assert out.regret(truth) < 0.05, name
