@@ -191,10 +191,10 @@ def predict_final(
         rescaled signal), ``rescale`` (divide the signal by its root mean square over the
         used pairs first; default True), ``num_samples`` (draws returned, per chain under
         NUTS; 2000), ``num_warmup`` (1000), ``num_chains`` (1), ``key`` (a PRNG key or an
-        int seed; 0), ``predictive`` (fast path only: ``"gaussian"``, the default, plugs in
-        the evidence-maximising precisions; ``"student"`` integrates the noise precision
-        out, giving a Student-t with ``n - 1 - gamma`` degrees of freedom, calibrated with
-        as few as 3 early points; docs/method.md §2.4).
+        int seed; 0), ``predictive`` (fast path only: ``"student"``, the default, integrates
+        the noise precision out, giving a Student-t with ``n - 1 - gamma`` degrees of
+        freedom, calibrated with as few as 3 early points; ``"gaussian"`` plugs in the
+        evidence-maximising precisions, which under-covers with few points; docs/method.md §2.4).
 
     Returns:
       A :class:`Prediction`; pass it to :func:`capjax.bayes.decision.rank` to choose.
@@ -228,7 +228,7 @@ def predict_final(
         more = f" (and {n_cand - 3} more)" if n_cand > 3 else ""
         raise CapjaxInputError(f"none of the {n_cand} candidates can be predicted: {listed}{more}")
 
-    if options.get("predictive", "gaussian") not in ("gaussian", "student"):
+    if options.get("predictive", "student") not in ("gaussian", "student"):
         raise CapjaxInputError(f"predictive={options['predictive']!r}: use 'gaussian' or 'student'")
     if options.get("predictive") == "student" and chosen != "fast":
         raise CapjaxInputError("predictive='student' is the fast path's: pass method='fast' (NUTS samples the noise)")
@@ -269,7 +269,7 @@ def _fit(
     num_warmup: int = 1000,
     num_chains: int = 1,
     key: Any = 0,
-    predictive: str = "gaussian",
+    predictive: str = "student",
 ) -> dict[str, Any]:
     """The regression of every screened candidate's (C, T) curves, read at ``at`` (C,)."""
     hp = Hyperprior() if hyperprior is None else hyperprior
@@ -299,7 +299,7 @@ def _fit(
     details["beta_scale"] = scale
     details["n_used"] = used.sum(1)
     dof = None
-    if predictive == "student":
+    if predictive == "student" and method == "fast":  # NUTS samples the noise precision itself
         dof_j = noise_dof(data, alpha[0], jnp.asarray(details["lambda"], data.X.dtype))
         draws = student_draws(k_pred, alpha, mean_h, var_h, dof_j, num_samples)
         dof = np.asarray(dof_j, dtype=float)

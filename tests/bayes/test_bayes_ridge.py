@@ -127,7 +127,7 @@ def test_log_evidence_is_the_dense_gaussian_marginal(intercept):
 def test_evidence_prediction_is_one_regression_per_candidate(basis, intercept):
     beta, acc, _ = _curves(C=3, T=7)
     beta[1, 5:] = acc[1, 5:] = np.nan  # a shorter run
-    out = predict_fast(beta, acc, basis=basis, intercept=intercept, at=0.0)
+    out = predict_fast(beta, acc, basis=basis, intercept=intercept, at=0.0, predictive="gaussian")
     s = out.details["beta_scale"]
     np.testing.assert_allclose(s, np.sqrt(np.nanmean(beta**2)), rtol=1e-12)
     degree = 1 if basis == "linear" else 2

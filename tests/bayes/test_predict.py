@@ -244,15 +244,16 @@ def test_options_reach_the_model():
 @pytest.mark.parametrize("T", [3, 6])
 def test_student_predictive_is_calibrated_with_a_handful_of_points(T):
     """1,000 candidates drawn from the model: with the noise precision integrated out, the
-    90% interval covers 86-94% from 3 or 6 early points, where the Gaussian plug-in does not."""
+    90% interval covers 86-94% from 3 or 6 early points (the default predictive), where the
+    Gaussian plug-in does not."""
     C = 1000
     signal, acc, final = _from_the_model(C, T, seed=T)
 
     def coverage(pred):
         return np.mean((pred.lower <= final) & (final <= pred.upper))
 
-    student = predict_final(signal, acc, method="fast", predictive="student", key=0)
-    gaussian = predict_final(signal, acc, method="fast", key=0)
+    student = predict_final(signal, acc, method="fast", key=0)  # the default
+    gaussian = predict_final(signal, acc, method="fast", predictive="gaussian", key=0)
     assert 0.86 <= coverage(student) <= 0.94, coverage(student)
     assert coverage(gaussian) < coverage(student)
     assert student.dof.shape == (C,) and np.all(student.dof > 0) and gaussian.dof is None
