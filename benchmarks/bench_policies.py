@@ -7,11 +7,20 @@ By default every ``benchmarks/results/<run>/records.jsonl.gz`` (written by
 :class:`capjax.selection.PaidView` of the run (it reads only the epochs it paid for) at
 budgets of 5, 10, 20 and 30% of training every candidate fully, and is scored by its
 regret on the final *test* accuracy, which no policy reads. capjax's engine runs on the
-learning curve alone and, as ablations, with beta_eff (``capjax_beta``) and with beta_eff
-and the weight signals (``capjax_beta_weights``). Writes
-``benchmarks/results/policies.json`` (``{"rows": [{run, budget, policy, chosen, regret,
-compute}]}``; an infeasible cell has ``chosen`` null and its ``reason``), ``policies.md``
-and ``regret_vs_compute.png``.
+learning curve alone and, as ablations, with beta_eff (``capjax_beta``), with the weight
+signals (``capjax_weights``) and with both (``capjax_beta_weights``); the paired regret
+differences over the runs, with 95% t-intervals, say whether each earns its place.
+
+Also measured: the coverage of the engine's 90% intervals for the candidates it did not
+train to the end (against their final test accuracy), and the cost of its decision step
+(posterior, value of the next epochs, reserve) against the training wall time of the round
+it precedes, both timed in this process (``wall_s`` of the records was measured on the
+same 2-core machine when they were recorded).
+
+Writes ``benchmarks/results/policies.json`` (``{"rows": [{run, budget, policy, chosen,
+regret, compute}], "ablations": ..., "coverage": ..., "decision_cost": ...}``; an
+infeasible cell has ``chosen`` null and its ``reason``), ``policies.md`` and
+``regret_vs_compute.png``.
 """
 
 from __future__ import annotations
@@ -20,25 +29,53 @@ import argparse
 import functools
 import json
 import sys
+import time
 import zlib
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capjax import plots  # noqa: E402
 from capjax.records import load_recorded  # noqa: E402
 from capjax.selection import POLICIES, PaidView, capjax_engine  # noqa: E402
+from capjax.selection.engine import test_draws  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGETS = (0.05, 0.1, 0.2, 0.3)
 ENGINES = {
     "capjax": capjax_engine,
     "capjax_beta": functools.partial(capjax_engine, features=("curve", "beta")),
+    "capjax_weights": functools.partial(capjax_engine, features=("curve", "weights")),
     "capjax_beta_weights": functools.partial(capjax_engine, features=("curve", "beta", "weights")),
 }
 """capjax's engine on the learning curve, and its ablations with beta_eff and the weight signals."""
+ABLATIONS = {"+ beta_eff": ("capjax_beta", "capjax"), "+ weight signals": ("capjax_weights", "capjax"),
+             "+ both": ("capjax_beta_weights", "capjax")}
+
+
+class TimedView(PaidView):
+    """A :class:`PaidView` that times the policy between its payments: the decision step.
+
+    Each payment logs ``(seconds since the previous payment returned, recorded training
+    wall seconds of the epochs it pays for)``; the first payment has no decision before it.
+    """
+
+    def __init__(self, sweep, full_epochs: int):
+        super().__init__(sweep, full_epochs)
+        self.log: list[tuple[float, float]] = []
+        self._mark: float | None = None
+
+    def _pay(self, plan: dict[int, int]) -> None:
+        decided = time.perf_counter()
+        wall = self._table("wall_s")
+        train = float(sum(np.nansum(wall[c, self.paid[c] + 1: e + 1]) for c, e in plan.items()))
+        if self._mark is not None:
+            self.log.append((decided - self._mark, train))
+        super()._pay(plan)
+        self._mark = time.perf_counter()
 
 
 def _full_epochs(run: str) -> int:
@@ -53,19 +90,27 @@ def simulate(path: Path, budgets=BUDGETS) -> list[dict]:
     rows = []
     for budget in budgets:
         for name, policy in {**ENGINES, **POLICIES}.items():
-            view = PaidView(sweep, full)
+            view = TimedView(sweep, full)
             # one seeded stream per run, policy and budget: random draws are repeatable
             rng = np.random.default_rng(zlib.crc32(f"{run}/{name}/{budget}".encode()))
             out = policy(view, budget, rng)
-            rows.append({
+            truth = view.final_truth()
+            row = {
                 "run": run,
                 "budget": budget,
                 "policy": name,
                 "chosen": None if out.chosen is None else view.names[out.chosen],
-                "regret": None if out.chosen is None else out.regret(view.final_truth()),
+                "regret": None if out.chosen is None else out.regret(truth),
                 "compute": out.fraction,
                 **({"reason": out.reason} if out.reason else {}),
-            })
+            }
+            if out.draws is not None:
+                lo, hi = np.quantile(test_draws(view, out.draws), [0.05, 0.95], axis=0)
+                open_ = (out.epochs < full) & np.isfinite(truth)
+                row["covered"] = int(((lo <= truth) & (truth <= hi))[open_].sum())
+                row["n_not_finished"] = int(open_.sum())
+                row["decisions"] = view.log
+            rows.append(row)
     return rows
 
 
@@ -93,6 +138,82 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _t_interval(d: np.ndarray) -> tuple[float, float, float]:
+    """Mean of paired differences and its 95% t-interval."""
+    m = float(d.mean())
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return m, m - half, m + half
+
+
+def ablations(rows: list[dict]) -> dict:
+    """Paired regret differences (pp) of each ablation against the curve-only engine, per budget."""
+    out = {}
+    for label, (a, b) in ABLATIONS.items():
+        for budget in sorted({r["budget"] for r in rows}):
+            got = {(r["run"], r["policy"]): r["regret"] for r in rows if r["budget"] == budget}
+            runs = sorted({run for run, p in got if p == a and got[(run, a)] is not None
+                           and got.get((run, b)) is not None})
+            if runs:
+                d = 100 * np.array([got[(run, a)] - got[(run, b)] for run in runs])
+                m, lo, hi = _t_interval(d)
+                out.setdefault(label, {})[budget] = {"mean": m, "lo": lo, "hi": hi, "n_runs": len(runs)}
+    return out
+
+
+def coverage(rows: list[dict], policy: str = "capjax") -> dict:
+    """Pooled coverage of the engine's 90% intervals for the candidates it did not finish."""
+    cells = [r for r in rows if r["policy"] == policy and "covered" in r]
+    out = {}
+    for budget in sorted({r["budget"] for r in cells}):
+        part = [r for r in cells if r["budget"] == budget]
+        n = sum(r["n_not_finished"] for r in part)
+        out[budget] = {"coverage": sum(r["covered"] for r in part) / n if n else None, "n": n}
+    n = sum(r["n_not_finished"] for r in cells)
+    out["pooled"] = {"coverage": sum(r["covered"] for r in cells) / n if n else None, "n": n}
+    return out
+
+
+def decision_cost(rows: list[dict], policy: str = "capjax") -> dict:
+    """The decision step's seconds over the training round it precedes: median and worst."""
+    ratios = [d / t for r in rows if r["policy"] == policy for d, t in r.get("decisions", []) if t > 0]
+    seconds = [d for r in rows if r["policy"] == policy for d, _ in r.get("decisions", [])]
+    return {"median_ratio": float(np.median(ratios)), "p90_ratio": float(np.quantile(ratios, 0.9)),
+            "max_ratio": float(np.max(ratios)), "n_rounds": len(ratios), "median_seconds": float(np.median(seconds))}
+
+
+def head_to_head(rows: list[dict], opponents=("successive_halving", "hyperband")) -> str:
+    """capjax against each opponent on the runs where the opponent fits the budget."""
+    lines = ["| budget | " + " | ".join(f"capjax vs {o} (runs)" for o in opponents) + " |",
+             "|---|" + "---|" * len(opponents)]
+    for budget in sorted({r["budget"] for r in rows}):
+        got = {(r["run"], r["policy"]): r["regret"] for r in rows if r["budget"] == budget}
+        cells = []
+        for o in opponents:
+            runs = [run for run, p in got if p == o and got[(run, o)] is not None]
+            if runs:
+                mine = 100 * np.mean([got[(run, "capjax")] for run in runs])
+                theirs = 100 * np.mean([got[(run, o)] for run in runs])
+                cells.append(f"{mine:.2f} vs {theirs:.2f} ({len(runs)})")
+            else:
+                cells.append("opponent does not fit")
+        lines.append(f"| {budget:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_zoo(rows: list[dict], policies=("capjax", "successive_halving", "hyperband", "top_k_one_epoch", "uniform")) -> str:
+    """Mean regret (pp) per zoo kind and policy, over the budgets up to 20% where it fits."""
+    zoos = sorted({r["run"].split("-")[0] + "-" + r["run"].split("-")[1] for r in rows})
+    lines = ["| policy | " + " | ".join(zoos) + " |", "|---|" + "---|" * len(zoos)]
+    for p in policies:
+        cells = []
+        for z in zoos:
+            ok = [r["regret"] for r in rows if r["policy"] == p and r["run"].startswith(z) and r["budget"] <= 0.2
+                  and r["regret"] is not None]
+            cells.append(f"{100 * np.mean(ok):.2f} ({len(ok)})" if ok else "—")
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", nargs="*", type=Path, default=None)
@@ -104,12 +225,34 @@ def main() -> int:
         return 2
     rows = [row for path in paths for row in simulate(path)]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "policies.json").write_text(json.dumps({"rows": rows}, indent=1))
+    summary = {"ablations": ablations(rows), "coverage": coverage(rows), "decision_cost": decision_cost(rows)}
+    (args.out / "policies.json").write_text(json.dumps({"rows": rows, **summary}, indent=1, default=str))
     dev = [r for r in rows if r["run"].endswith("-s0")]
     fresh = [r for r in rows if not r["run"].endswith("-s0")]
+    n_all = len({r["run"] for r in rows})
     parts = [(f"Development seed 0 ({len({r['run'] for r in dev})} runs; the engine may be tuned here)", dev),
-             (f"Fresh seeds 1-2 ({len({r['run'] for r in fresh})} runs, never tuned on)", fresh)]
+             (f"Fresh seeds 1-2 ({len({r['run'] for r in fresh})} runs, never tuned on)", fresh),
+             (f"All {n_all} runs", rows)]
     text = "\n\n".join(f"### {title}\n\n{table(part)}" for title, part in parts if part)
+    text += (f"\n\n### capjax against halving and Hyperband where they fit (all {n_all} runs; mean regret, pp)"
+             f"\n\n{head_to_head(rows)}")
+    text += f"\n\n### Mean regret per zoo kind, budgets up to 20% (pp; cells)\n\n{per_zoo(rows)}"
+    abl = ["| ablation (minus curve-only) | " + " | ".join(f"{b:.0%}" for b in BUDGETS) + " |",
+           "|---|" + "---|" * len(BUDGETS)]
+    for label, cells in summary["ablations"].items():
+        abl.append(f"| {label} | " + " | ".join(
+            f"{c['mean']:+.2f} [{c['lo']:+.2f}, {c['hi']:+.2f}]" for c in (cells[b] for b in BUDGETS)) + " |")
+    text += ("\n\n### Does beta_eff earn its place? Paired regret difference, pp, 95% t-interval over "
+             f"{n_all} runs (negative: the addition helps)\n\n" + "\n".join(abl))
+    cov = summary["coverage"]
+    text += ("\n\n### Coverage of the engine's 90% intervals, candidates not trained to the end\n\n"
+             + ", ".join(f"{b:.0%}: {cov[b]['coverage']:.3f} (n={cov[b]['n']})" for b in BUDGETS)
+             + f"; pooled {cov['pooled']['coverage']:.3f} (n={cov['pooled']['n']})")
+    dc = summary["decision_cost"]
+    text += ("\n\n### Decision step against the training round it precedes (60 candidates)\n\n"
+             f"median {dc['median_ratio']:.1%}, 90th percentile {dc['p90_ratio']:.1%}, worst {dc['max_ratio']:.1%} "
+             f"of the round's training wall time over {dc['n_rounds']} rounds (median {dc['median_seconds']:.3f} s "
+             "per decision, this machine)")
     (args.out / "policies.md").write_text(text + "\n")
     print(text)
     curves = {}

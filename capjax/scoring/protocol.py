@@ -1,8 +1,10 @@
 """The benchmark protocol: every predictor on one zoo, scored on candidates it was not tuned on.
 
 docs/method.md §5. The candidates are split once, by seed, into a *development* half and
-a *test* half (:func:`split_candidates`). Supervised predictors fit on the development
-candidates' truth only; unsupervised signals choose their direction there. A supervised
+a *test* half (:func:`split_candidates`). The truth a prediction is scored on is each
+candidate's final *test* accuracy. Supervised predictors fit on the development
+candidates' final *validation* accuracy only (what a user knows of a finished reference;
+the test split stays unseen); unsupervised signals choose their direction there. A supervised
 predictor's development score is cross-fitted (:func:`cross_fitted`), never in-sample.
 Any choice made on results (which beta_eff formulation is "the paper's method" at a
 budget, the ``beta_best`` row; the single best predictor, the ``single_best`` row) is made
@@ -44,6 +46,11 @@ def budget_epochs(percent: float, full_epochs: int) -> int:
     return max(1, int(round(percent / 100 * full_epochs)))
 
 
+def final_truth(sweep, full_epochs: int) -> np.ndarray:
+    """``(C,)`` the truth of every score: final *test* accuracy (NaN where a candidate failed)."""
+    return sweep.array("test_acc", full_epochs)[:, -1]
+
+
 def split_candidates(n: int, seed: int, dev_fraction: float = 0.5) -> np.ndarray:
     """``(n,)`` bool mask of development candidates, a seeded random ``dev_fraction``."""
     dev = np.zeros(n, bool)
@@ -60,18 +67,19 @@ def _score(forecast, truth: np.ndarray, mask: np.ndarray, seed: int) -> dict:
     )
 
 
-def cross_fitted(predictor, task, truth: np.ndarray, dev: np.ndarray, seed: int, folds: int = CROSS_FIT_FOLDS):
+def cross_fitted(predictor, task, known: np.ndarray, dev: np.ndarray, seed: int, folds: int = CROSS_FIT_FOLDS):
     """The forecast of a supervised ``predictor`` for the development candidates, out of fold.
 
     The development candidates are split into ``folds`` seeded folds; each fold is
-    predicted by a fit on the other folds' truth only. The test candidates keep NaN.
+    predicted by a fit on the other folds' ``known`` final accuracy only. The test
+    candidates keep NaN.
     """
     dev_idx = np.flatnonzero(dev)
     fold_of = np.random.default_rng(seed).permutation(len(dev_idx)) % folds
-    score, lower, upper = (np.full(len(truth), np.nan) for _ in range(3))
+    score, lower, upper = (np.full(len(known), np.nan) for _ in range(3))
     for f in range(folds):
         held = dev_idx[fold_of == f]
-        reference = np.where(dev, truth, np.nan)
+        reference = np.where(dev, known, np.nan)
         reference[held] = np.nan
         forecast = predictor(dataclasses.replace(task, reference=reference))
         score[held] = forecast.score[held]
@@ -84,9 +92,14 @@ def cross_fitted(predictor, task, truth: np.ndarray, dev: np.ndarray, seed: int,
 def evaluate(
     sweep, predictors: list[str], budgets: list[int], full_epochs: int, dev: np.ndarray, seed: int, progress=None
 ) -> dict:
-    """Score every predictor at every budget; returns ``{predictor: {budget: {"dev", "test", ...}}}``."""
-    truth = sweep.array("val_acc", full_epochs)[:, -1]
-    reference = np.where(dev, truth, np.nan)
+    """Score every predictor at every budget; returns ``{predictor: {budget: {"dev", "test", ...}}}``.
+
+    Scored on the final test accuracy; supervised predictors see the development
+    candidates' final validation accuracy only.
+    """
+    truth = final_truth(sweep, full_epochs)
+    known = sweep.array("val_acc", full_epochs)[:, -1]
+    reference = np.where(dev, known, np.nan)
     out: dict[str, dict] = {p: {} for p in predictors}
     for b in budgets:
         task = Task(sweep, b, full_epochs, reference=reference, seed=seed)
@@ -99,7 +112,7 @@ def evaluate(
             else:
                 # a fitted predictor's dev score is out of fold, else it would be read in-sample
                 supervised = PREDICTORS[p].needs.references > 0
-                dev_forecast = cross_fitted(PREDICTORS[p], task, truth, dev, seed) if supervised else forecast
+                dev_forecast = cross_fitted(PREDICTORS[p], task, known, dev, seed) if supervised else forecast
                 out[p][b] = {
                     "dev": _score(dev_forecast, truth, dev, seed),
                     "test": _score(forecast, truth, ~dev, seed),

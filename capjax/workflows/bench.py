@@ -2,8 +2,9 @@
 
 One sweep trains every candidate of the zoo to ``full_epochs`` (resumable, cached under the
 output directory), recording beta_eff (both interactions), the learning curves and every
-signal of :mod:`capjax.training.recorders`; the truth is each candidate's validation
-accuracy at the final epoch. :mod:`capjax.scoring.protocol` then scores every predictor at
+signal of :mod:`capjax.training.recorders`; the truth is each candidate's *test*
+accuracy at the final epoch (supervised predictors fit on the development candidates'
+final validation accuracy). :mod:`capjax.scoring.protocol` then scores every predictor at
 every budget on the development/test split; every figure reported is measured on the test
 split: Kendall tau and Spearman rho with bootstrap 90% intervals over test candidates,
 top-1 regret, precision@5, 90%-interval coverage for interval predictors, and compute
@@ -24,8 +25,16 @@ from capjax import plots
 from capjax.base.validation import CapjaxInputError
 from capjax.data.sources import load_dataset
 from capjax.predictors.registry import PREDICTORS, needs_of
-from capjax.records.sweep import load_sweep
-from capjax.scoring.protocol import BUDGETS_PERCENT, PLOTTED, budget_epochs, evaluate, markdown_table, split_candidates
+from capjax.records.sweep import SweepResult, load_sweep
+from capjax.scoring.protocol import (
+    BUDGETS_PERCENT,
+    PLOTTED,
+    budget_epochs,
+    evaluate,
+    final_truth,
+    markdown_table,
+    split_candidates,
+)
 from capjax.training.recorders import record_fns
 from capjax.training.sweep import run_sweep
 from capjax.training.zoos import make_zoo
@@ -59,10 +68,6 @@ def bench(
     Returns:
       The payload of ``scores.json``.
     """
-    from rich.console import Console
-    from rich.progress import Progress
-
-    console = Console(width=160)
     percents = [float(p) for p in budgets.split(",")]
     budgets = [budget_epochs(p, full_epochs) for p in percents]
     if max(budgets) > full_epochs:
@@ -89,8 +94,26 @@ def bench(
         cache_dir=cache_dir,
     )
     sweep_s = time.perf_counter() - t0
-    sweep = load_sweep(out_dir / "sweep")
-    dev = split_candidates(len(candidates), seed)
+    return score_sweep(load_sweep(out_dir / "sweep"), out_dir, zoo=zoo, data=dataset.name, full_epochs=full_epochs,
+                       percents=percents, predictors=predictors, seed=seed, progress=progress,
+                       sweep_seconds=sweep_s)
+
+
+def score_sweep(sweep: SweepResult, out_dir: Path, *, zoo: str, data: str, full_epochs: int,
+                percents: list[float], predictors: list[str], seed: int, progress: bool = True,
+                sweep_seconds: float | None = None) -> dict:
+    """Score ``predictors`` on a full sweep at budgets of ``percents``; writes ``out_dir``'s tables.
+
+    What :func:`bench` does after its sweep, callable on recorded sweeps too (those of
+    ``benchmarks/record_sweeps.py``); a predictor whose needs the records do not meet
+    (e.g. weight snapshots) fails every candidate with that reason.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(width=160)
+    budgets = [budget_epochs(p, full_epochs) for p in percents]
+    dev = split_candidates(len(sweep.names), seed)
     with Progress(console=console, disable=not progress) as bar:
         job = bar.add_task("scoring predictors", total=len(predictors) * len(budgets))
         scores = evaluate(
@@ -98,11 +121,11 @@ def bench(
         )
     passes = sweep.array("passes_train", full_epochs)
     compute = {b: float(np.nansum(passes[:, b - 1]) / np.nansum(passes[:, -1])) for b in budgets}
-    truth = sweep.array("val_acc", full_epochs)[:, -1]
+    truth = final_truth(sweep, full_epochs)
     payload = {
         "zoo": zoo,
-        "data": dataset.name,
-        "n_candidates": len(candidates),
+        "data": data,
+        "n_candidates": len(sweep.names),
         "n_failed_training": int(sweep.failed.sum()),
         "full_epochs": full_epochs,
         "budgets_percent": percents,
@@ -112,10 +135,10 @@ def bench(
             "dev": [n for n, d in zip(sweep.names, dev) if d],
             "test": [n for n, d in zip(sweep.names, dev) if not d],
         },
-        "truth": "validation accuracy at the final epoch",
+        "truth": "test accuracy at the final epoch",
         "truth_range": [float(np.nanmin(truth)), float(np.nanmax(truth))],
         "compute_fraction": compute,
-        "sweep_seconds": sweep_s,
+        "sweep_seconds": sweep_seconds,
         "scores": scores,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,8 +147,8 @@ def bench(
         scores,
         budgets,
         percents,
-        f"{zoo} zoo on {dataset.name}: {len(candidates)} candidates, "
-        f"{full_epochs} full epochs, seed {seed} (test split: {int((~dev).sum())} candidates)",
+        f"{zoo} zoo on {data}: {len(sweep.names)} candidates, {full_epochs} full epochs, seed {seed} "
+        f"(test split: {int((~dev).sum())} candidates; truth: final test accuracy)",
     )
     table += "\n\nCompute used (training passes up to the budget / training every candidate fully): " + ", ".join(
         f"{p:g}% → {compute[b]:.1%}" for p, b in zip(percents, budgets)
@@ -143,7 +166,7 @@ def bench(
         if ok:
             curves[p] = tuple(np.array(v) for v in zip(*[(pc, s["tau"], s["tau_lo"], s["tau_hi"]) for pc, s in ok]))
     plots.plot_score_vs_budget(
-        curves, out_dir / "tau_vs_budget.png", title=f"{zoo} zoo on {dataset.name}: test-split Kendall tau"
+        curves, out_dir / "tau_vs_budget.png", title=f"{zoo} zoo on {data}: test-split Kendall tau"
     )
     ref_b = budgets[min(3, len(budgets) - 1)]
     for p in ("combined", "beta_best", "single_best", "early_acc"):

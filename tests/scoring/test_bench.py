@@ -18,6 +18,7 @@ def test_budgets_are_at_least_one_epoch():
 
 def test_evaluate_scores_test_split_and_marks_a_breaking_predictor_failed(tmp_path, monkeypatch):
     fields, final = planted_curves(n=20)
+    fields["test_acc"] = fields["val_acc"]  # the truth scored on; references see val_acc
     sweep = fake_sweep(tmp_path, fields)
 
     def broken(task):
@@ -45,6 +46,7 @@ def test_evaluate_scores_test_split_and_marks_a_breaking_predictor_failed(tmp_pa
 
 def test_a_supervised_predictors_dev_score_is_cross_fitted_not_in_sample(tmp_path, monkeypatch):
     fields, _ = planted_curves(n=20)
+    fields["test_acc"] = fields["val_acc"]
     sweep = fake_sweep(tmp_path, fields)
 
     def memorise(task):  # perfect in sample, worthless out of sample
