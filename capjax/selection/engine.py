@@ -138,10 +138,12 @@ def _enough(rows: np.ndarray, gains: np.ndarray) -> bool:
     return len(gains) - rows.shape[1] - 1 >= MIN_DOF
 
 
-def _padded(rows: np.ndarray, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows padded to a power of two with weight 0, so each size compiles once."""
+def _padded(rows: np.ndarray, gains: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows padded with weight 0 to the most pairs the view can give, so that the jitted
+    regression compiles once per zoo rather than once per round."""
     n = len(gains)
-    size = 1 << max(3, (n - 1).bit_length())
+    most = len(view) * max(1, math.ceil(math.log2(view.full_epochs)))
+    size = 1 << max(3, (max(n, most) - 1).bit_length())
     weights = np.zeros(size)
     weights[:n] = 1.0
     pad = size - n
@@ -174,10 +176,14 @@ def posterior(view: View, seed: int = 0, groups: tuple[str, ...] = ("curve",)) -
         rng = np.random.default_rng(seed)
         dof = len(gains) - rows.shape[1] - 1
         if _enough(rows, gains):
-            F, y, w = _padded(rows, gains)
-            samples, _, mean, *_ = regression_draws(F, y, queries, intercept="ridge", num_samples=NUM_DRAWS,
+            F, y, w = _padded(rows, gains, view)
+            # the queries padded to every candidate too: one shape for every round
+            padded = np.zeros((len(view), queries.shape[1]))
+            padded[: len(open_)] = queries
+            samples, _, mean, *_ = regression_draws(F, y, padded, intercept="ridge", num_samples=NUM_DRAWS,
                                                     key=seed, weights=w)
-            samples, mean = np.asarray(samples, dtype=float), np.asarray(mean, dtype=float)
+            samples = np.asarray(samples, dtype=float)[:, : len(open_)]
+            mean = np.asarray(mean, dtype=float)[: len(open_)]
             # the noise precision integrated out: one chi-square scale per draw, shared by
             # every candidate so the draws stay joint (a Student-t with dof degrees of freedom)
             scale = np.sqrt(dof / rng.chisquare(dof, NUM_DRAWS))[:, None]

@@ -11,6 +11,8 @@ and beta_eff passes are not counted.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from capjax.base.validation import CapjaxInputError
@@ -42,6 +44,9 @@ class View:
       passes_per_epoch: ``(C,)`` training passes of one epoch of each candidate.
       eval_examples: validation plus test examples (None: unknown), for the measurement
         noise between a candidate's validation and test accuracy.
+      timings: one ``(seconds deciding, seconds paying)`` per payment after the first: the
+        policy's time since the previous payment returned, and the payment's own (training,
+        for a live view).
     """
 
     def __init__(self, names, full_epochs: int, passes_per_epoch: np.ndarray, eval_examples: int | None = None):
@@ -50,6 +55,8 @@ class View:
         self.paid = np.zeros(len(self.names), dtype=int)
         self.passes_per_epoch = np.asarray(passes_per_epoch, dtype=float)
         self.eval_examples = eval_examples
+        self.timings: list[tuple[float, float]] = []
+        self._returned: float | None = None
         self._tables: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -64,7 +71,11 @@ class View:
         for c, epoch in plan.items():
             if not 0 <= epoch <= self.full_epochs:
                 raise CapjaxInputError(f"epoch {epoch} is outside 0..{self.full_epochs}")
+        start = time.perf_counter()
         self._pay({c: max(int(self.paid[c]), int(e)) for c, e in plan.items()})
+        if self._returned is not None:
+            self.timings.append((start - self._returned, time.perf_counter() - start))
+        self._returned = time.perf_counter()
 
     def _pay(self, plan: dict[int, int]) -> None:
         for c, epoch in plan.items():

@@ -234,6 +234,7 @@ def select_zoo(
     rk = ranking(names, score, mean=decision["mean"], lower=decision["lower"], upper=decision["upper"],
                  samples=decision["samples"], level=LEVEL, reasons=reasons)
     epochs = view.paid.copy()
+    deciding, training = (float(sum(t)) for t in zip(*view.timings)) if view.timings else (0.0, 0.0)
     compute = {"fraction": view.fraction, "train_passes": view.spent, "train_passes_all_full": view.full_cost,
                **view.passes_eval_beta()}
     winner_dir = run_dir / "winner"
@@ -252,6 +253,8 @@ def select_zoo(
         "winner": {"name": names[chosen], "epochs": int(epochs[chosen]),
                    "val_acc": float(view.val_acc(full_epochs, [chosen])[0]), "params": str(winner_dir)},
         "rounds": [{"fraction": f, "p_best": p} for f, p in decision["rounds"]],
+        # the policy's own time between rounds against the rounds' training (after the first)
+        "round_seconds": {"deciding": deciding, "training": training},
     }
     # what the selection saw, before --verify trains the rest
     curves = {name: (np.arange(epochs[c] + 1), np.array([view.read("val_acc", e, [c])[0] for e in range(epochs[c] + 1)]))
