@@ -1,10 +1,10 @@
-"""Selection under a compute budget (docs/method.md §6): what a policy may read, and the baselines.
+"""Selection under a compute budget (docs/method.md §6): what a policy may read, the baselines, and capjax's engine.
 
-``view`` holds a full sweep's records behind what a policy has paid for (reading an unpaid
-epoch raises); ``policies`` are the baselines at equal compute: successive halving,
-Hyperband, uniform early accuracy, top-k after one epoch, random; ``engine`` is capjax's
-own policy (a prototype): rounds directed by a joint posterior and the expected
-opportunity loss.
+``view`` shows a policy a sweep's records only up to what it has paid for (``PaidView``
+replays a full sweep; reading an unpaid epoch raises); ``policies`` are the baselines at
+equal compute: successive halving, Hyperband, uniform early accuracy, top-k after one
+epoch, random; ``engine`` is capjax's own policy, what ``capjax select`` runs: rounds
+directed by a joint posterior and the value of the next epochs.
 """
 
 from capjax.selection import engine, policies, view
