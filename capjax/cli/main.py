@@ -1,4 +1,4 @@
-"""Command line: ``capjax select`` (pick the best candidate early) and ``capjax bench``.
+"""Command line: ``capjax select`` (choose the best candidate under a compute budget) and ``capjax bench``.
 
 ``capjax select`` with no arguments builds the default transfer zoo on scikit-learn's
 digits, pretrains each backbone once (cached), and spends 20% of the compute of training
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(select)
-    select.add_argument("--run", default=None, help="run name (default: derived from zoo, data, size and seed)")
+    select.add_argument("--run", default=None, help="run name (default: derived from zoo, data, size, seed, budget and method)")
     select.add_argument(
         "--budget",
         default=select_job.DEFAULT_BUDGET,

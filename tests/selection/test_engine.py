@@ -65,3 +65,22 @@ def test_the_ablations_read_beta_eff_and_the_weight_signals_when_recorded(tmp_pa
         assert out.chosen is not None and out.fraction <= 0.2 + 1e-9
     with pytest.raises(CapjaxInputError, match="start with 'curve'"):
         capjax_engine(PaidView(view._full, 16), 0.2, features=("beta",))
+
+
+def test_hopeless_candidates_stop_and_the_reserve_follows_the_posterior(tmp_path):
+    from capjax.selection.engine import HOPELESS, reserve
+
+    view = _view(tmp_path, n=4)
+    view.train(np.arange(4), 1)
+    rng = np.random.default_rng(1)
+    sure = np.stack([0.95 + 0.001 * rng.standard_normal(4000), 0.80 + 0.001 * rng.standard_normal(4000),
+                     0.70 + 0.001 * rng.standard_normal(4000), 0.60 + 0.001 * rng.standard_normal(4000)], axis=1)
+    _, value = opportunity_loss(sure)
+    assert (value[1:] < HOPELESS).all()
+    _, plan = allocate(view, sure, room=1e12)
+    assert set(plan) <= {0}  # only the leader may still be worth an epoch
+    finish_one = 15 * view.passes_per_epoch[0]
+    assert reserve(view, sure, 0.005, left=1e12) == pytest.approx(finish_one)
+    vague = 0.8 + 0.1 * rng.standard_normal((4000, 4))
+    assert reserve(view, vague, 0.005, left=1e12) == pytest.approx(4 * finish_one)
+    assert reserve(view, vague, 0.005, left=2.5 * finish_one) == pytest.approx(2 * finish_one)
