@@ -29,7 +29,6 @@ import argparse
 import functools
 import json
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -204,7 +203,10 @@ def head_to_head(rows: list[dict], opponents=("successive_halving", "hyperband")
     return "\n".join(lines)
 
 
-def per_zoo(rows: list[dict], policies=("capjax", "successive_halving", "hyperband", "top_k_one_epoch", "uniform")) -> str:
+BASELINES = ("capjax", "successive_halving", "hyperband", "top_k_one_epoch", "uniform")
+
+
+def per_zoo(rows: list[dict], policies=BASELINES) -> str:
     """Mean regret (pp) per zoo kind and policy, over the budgets up to 20% where it fits."""
     zoos = sorted({r["run"].split("-")[0] + "-" + r["run"].split("-")[1] for r in rows})
     lines = ["| policy | " + " | ".join(zoos) + " |", "|---|" + "---|" * len(zoos)]

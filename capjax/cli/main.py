@@ -95,12 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(select)
-    select.add_argument("--run", default=None, help="run name (default: derived from zoo, data, size, seed, budget and method)")
+    select.add_argument(
+        "--run", default=None, help="run name (default: derived from zoo, data, size, seed, budget and method)"
+    )
     select.add_argument(
         "--budget",
         default=select_job.DEFAULT_BUDGET,
         help="compute to spend, as a fraction of training every candidate for --full-epochs, counted in "
-        f"training passes and including finishing the winner: 20%% or 0.2 (default: {select_job.DEFAULT_BUDGET.replace('%', '%%')})",
+        "training passes and including finishing the winner: 20%% or 0.2 "
+        f"(default: {select_job.DEFAULT_BUDGET.replace('%', '%%')})",
     )
     select.add_argument(
         "--predictor",

@@ -68,7 +68,7 @@ class View:
 
     def train_to(self, plan: dict[int, int]) -> None:
         """Pay for each candidate ``c`` of ``plan`` up to epoch ``plan[c]``, all at once."""
-        for c, epoch in plan.items():
+        for epoch in plan.values():
             if not 0 <= epoch <= self.full_epochs:
                 raise CapjaxInputError(f"epoch {epoch} is outside 0..{self.full_epochs}")
         start = time.perf_counter()

@@ -7,6 +7,7 @@ signal records; ``groups``, ``checkpoints`` and ``sweep`` run a zoo, resumably.
 """
 
 from capjax.training import checkpoints, groups, model, pretrain, recorders, spec, sweep, zoos
+from capjax.training.checkpoints import trained_params
 from capjax.training.model import (
     PROBE_SEED,
     apply_head,
@@ -19,7 +20,6 @@ from capjax.training.model import (
     random_backbones,
     train_epoch,
 )
-from capjax.training.checkpoints import trained_params
 from capjax.training.pretrain import default_cache_dir, pretrain_backbone, pretrain_backbones
 from capjax.training.recorders import RecordFn, SweepContext, record_fns
 from capjax.training.spec import FAMILIES, SOURCES, Architecture, Candidate, GroupKey, check_candidates

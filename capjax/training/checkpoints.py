@@ -66,12 +66,12 @@ class Checkpoints:
         member, as :func:`capjax.training.groups.plan_groups` does).
         """
         ocp = self._ocp
-        target = {gid: [np.zeros((n, *t.shape[1:]), t.dtype) for t in jax.tree.leaves(template)]
-                  for gid, (template, n) in templates.items()}
+        target = {gid: [np.zeros((n, *t.shape[1:]), t.dtype) for t in jax.tree.leaves(shapes)]
+                  for gid, (shapes, n) in templates.items()}
         got = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
         out = {}
-        for gid, (template, _) in templates.items():
-            leaves, treedef = jax.tree.flatten(template)
+        for gid, (shapes, _) in templates.items():
+            leaves, treedef = jax.tree.flatten(shapes)
             lanes = leaves[0].shape[0]
             out[gid] = jax.tree.unflatten(treedef, [pad_lanes(np.asarray(x), lanes) for x in got["state"][gid]])
         return out

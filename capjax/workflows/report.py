@@ -128,9 +128,9 @@ def _figures(run_dir: Path, payload: dict, curves: dict, level: float) -> list[s
     plots.plot_learning_curves(curves, final, payload["full_epochs"], run_dir / "curves.png",
                                chosen=payload["chosen"], level=level)
     if payload["rounds"]:
-        names = [n for n in curves]
-        plots.plot_p_best([r["fraction"] for r in payload["rounds"]], np.stack([r["p_best"] for r in payload["rounds"]]),
-                          names, run_dir / "p_best.png")
+        rounds = payload["rounds"]
+        plots.plot_p_best([r["fraction"] for r in rounds], np.stack([r["p_best"] for r in rounds]), list(curves),
+                          run_dir / "p_best.png", title="P(best) of final validation accuracy after each round")
         figures.append("p_best.png")
     ok = [r for r in rows_ if r["mean"] is not None and r["lower"] is not None]
     if "verify" in payload:

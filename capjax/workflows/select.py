@@ -257,7 +257,8 @@ def select_zoo(
         "round_seconds": {"deciding": deciding, "training": training},
     }
     # what the selection saw, before --verify trains the rest
-    curves = {name: (np.arange(epochs[c] + 1), np.array([view.read("val_acc", e, [c])[0] for e in range(epochs[c] + 1)]))
+    curves = {name: (np.arange(epochs[c] + 1),
+                     np.array([view.read("val_acc", e, [c])[0] for e in range(epochs[c] + 1)]))
               for c, name in enumerate(names)}
     truth = None
     if verify:
