@@ -96,6 +96,11 @@ class View:
     def _sweep(self) -> SweepResult:
         raise NotImplementedError
 
+    def records(self) -> SweepResult:
+        """Every record the view holds (a policy reads them through :meth:`read` instead;
+        this is for what comes after a selection: predictors on paid epochs, verification)."""
+        return self._sweep()
+
     def read(self, field: str, epoch: int, candidates) -> np.ndarray:
         """``field`` at ``epoch`` of ``candidates`` (indices); NaN where a candidate diverged.
 

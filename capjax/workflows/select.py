@@ -134,7 +134,7 @@ def _by_predictor(view: View, predictor: str, needs: Needs, budget: float, seed:
             f"{budget:.1%} gives {epochs}; pass --budget {math.ceil(1000 * need) / 10:g}% or more"
         )
     view.train_to({c: epochs for c in range(n)})
-    forecast = PREDICTORS[predictor](Task(view._sweep(), epochs, full, seed=seed))
+    forecast = PREDICTORS[predictor](Task(view.records(), epochs, full, seed=seed))
     chosen = int(forecast.ranking().order[0])
     reached = view.read("val_acc", epochs, np.arange(n))
     view.train_to({chosen: full})
@@ -277,7 +277,7 @@ def _verify(view: View, payload: dict, rk: Any, epochs: np.ndarray) -> np.ndarra
     """
     full = view.full_epochs
     view.train_to({c: full for c in range(len(view))})
-    sweep = view._sweep()
+    sweep = view.records()
     replay = PaidView(sweep, full)
     truth = replay.final_truth()
     chosen = view.names.index(payload["chosen"])

@@ -38,7 +38,7 @@ def test_the_engine_decides_the_same_live_as_on_the_replayed_full_sweep(setting)
     assert a.fraction == pytest.approx(b.fraction)
     np.testing.assert_allclose(a.draws, b.draws, atol=1e-6)
     # the live sweep trained each candidate exactly as far as the engine paid, no further
-    recorded = live._sweep()
+    recorded = live.records()
     for c, name in enumerate(live.names):
         traj = recorded.trajectories[name]
         if not traj.failed:
