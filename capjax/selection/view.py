@@ -107,6 +107,8 @@ class View:
         Raises:
           UnpaidEpochError: if a candidate has not been trained to ``epoch``.
         """
+        if not 0 <= epoch <= self.full_epochs:  # a negative index would read the final epoch
+            raise UnpaidEpochError(f"epoch {epoch} is outside 0..{self.full_epochs}")
         idx = np.asarray(candidates, dtype=int)
         unpaid = idx[self.paid[idx] < epoch]
         if unpaid.size:

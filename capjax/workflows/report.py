@@ -103,7 +103,8 @@ def write(run_dir: Path, payload: dict, console: Any, *, curves: dict, level: fl
         cov = v["coverage_not_finished"]
         console.print(
             f"verify: regret {v['regret']:.3f} on the final test accuracy (best: {v['best']}); Kendall tau "
-            f"{v['tau']:.2f} [{v['tau_lo']:.2f}, {v['tau_hi']:.2f}]; 90% coverage "
+            + ("—" if v["tau"] is None else f"{v['tau']:.2f} [{v['tau_lo']:.2f}, {v['tau_hi']:.2f}]")
+            + "; 90% coverage "
             + ("—" if cov is None else f"{cov:.2f}") + f" on the {v['n_not_finished']} candidates not finished"
         )
         for name, p in v["policies"].items():

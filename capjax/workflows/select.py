@@ -66,10 +66,10 @@ def parse_budget(text: str | float) -> float:
     return fraction
 
 
-def run_name(zoo: str, data: str, n: int | None, seed: int, budget: float, method: str) -> str:
+def run_name(zoo: str, data: str, n: int | None, full_epochs: int, seed: int, budget: float, method: str) -> str:
     """The default name of a run's folder, from what changes its results."""
     data = data.replace(":", "-").replace("/", "_")
-    return f"{zoo}-{data}-n{n or 'default'}-s{seed}-b{100 * budget:g}-{method}"
+    return f"{zoo}-{data}-n{n or 'default'}-e{full_epochs}-s{seed}-b{100 * budget:g}-{method}"
 
 
 def check_predictor(name: str) -> Needs:
@@ -214,7 +214,7 @@ def select_zoo(
     t0 = time.perf_counter()
     dataset = load_dataset(data, data_dir=data_dir, seed=seed)
     candidates = make_zoo(zoo, data, n, seed=seed, probe_widths=probe_widths)
-    run_dir = Path(out) / (run or run_name(zoo, data, n, seed, fraction, method))
+    run_dir = Path(out) / (run or run_name(zoo, data, n, full_epochs, seed, fraction, method))
     view = LiveView(candidates, dataset, full_epochs, run_dir / "sweep", progress=progress, cache_dir=cache_dir,
                     **_sweep_options(needs, features))
     smallest_budget_error(view, fraction)
@@ -283,7 +283,11 @@ def _verify(view: View, payload: dict, rk: Any, epochs: np.ndarray) -> np.ndarra
     chosen = view.names.index(payload["chosen"])
     open_ = (epochs < full) & np.isfinite(rk.lower) & np.isfinite(truth)
     inside = (rk.lower <= truth) & (truth <= rk.upper)
-    scores = score_predictor(rk.score, truth, k=min(5, len(view)))
+    # a candidate that diverged has no final accuracy: score the others, as the bench does
+    ok = np.isfinite(truth) & np.isfinite(rk.score)
+    scores = (score_predictor(rk.score[ok], truth[ok], k=min(5, int(ok.sum()))) if ok.sum() >= 2
+              else {"tau": None, "tau_lo": None, "tau_hi": None})
+    scores = {k: None if v is None or not np.isfinite(v) else v for k, v in scores.items() if k.startswith("tau")}
     policies = {}
     for name in ("successive_halving", "uniform"):
         out = POLICIES[name](PaidView(sweep, full), payload["compute"]["fraction"])

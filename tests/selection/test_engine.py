@@ -84,3 +84,11 @@ def test_hopeless_candidates_stop_and_the_reserve_follows_the_posterior(tmp_path
     vague = 0.8 + 0.1 * rng.standard_normal((4000, 4))
     assert reserve(view, vague, 0.005, left=1e12) == pytest.approx(4 * finish_one)
     assert reserve(view, vague, 0.005, left=2.5 * finish_one) == pytest.approx(2 * finish_one)
+
+
+def test_a_negative_epoch_is_never_a_way_to_the_final_one(tmp_path):
+    from capjax.selection import UnpaidEpochError
+
+    view = _view(tmp_path, n=3)
+    with pytest.raises(UnpaidEpochError, match="outside"):
+        view.read("val_acc", -1, [0])
