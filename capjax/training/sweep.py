@@ -104,6 +104,11 @@ BETA_COST: dict[str, int] = {"coupling": 2, "hessian": 3}
 """Example passes per probe example of one ``beta_eff`` measurement, by interaction."""
 
 
+def train_passes_per_epoch(n_train: int, batch_size: int) -> int:
+    """Training passes of one epoch: forward and backward over the whole batches only."""
+    return 2 * (n_train // batch_size) * batch_size
+
+
 def _check_manifest(out_dir: Path, manifest: dict) -> None:
     """Write the manifest of a new sweep, or check a resumed one matches it."""
     old = read_manifest(out_dir)
@@ -193,7 +198,7 @@ class _Job:
 
     def passes(self, epoch: int, batch_size: int) -> dict[str, int]:
         d = self.dataset
-        per_epoch = 2 * (len(d.y_train) // batch_size) * batch_size
+        per_epoch = train_passes_per_epoch(len(d.y_train), batch_size)
         beta = self.probe_batch * sum(BETA_COST[i] for i in self.interactions)
         return {
             "passes_train": epoch * per_epoch,

@@ -20,13 +20,13 @@ from capjax.data.dataset import Dataset
 from capjax.records.sweep import SweepResult, load_sweep
 from capjax.selection.view import View
 from capjax.training.spec import Candidate
-from capjax.training.sweep import run_sweep
+from capjax.training.sweep import run_sweep, train_passes_per_epoch
 
 
 def passes_per_epoch(candidates: Sequence[Candidate], dataset: Dataset) -> np.ndarray:
     """``(C,)`` training passes of one epoch: 2 per example of the whole batches (as the sweep records)."""
     n = len(dataset.y_train)
-    return np.array([2 * (n // c.batch_size) * c.batch_size for c in candidates], dtype=float)
+    return np.array([train_passes_per_epoch(n, c.batch_size) for c in candidates], dtype=float)
 
 
 class LiveView(View):
