@@ -110,12 +110,15 @@ from capjax.signals import (
 )
 from capjax.training import (
     Candidate,
+    Model,
     SweepContext,
     hyperparameter_zoo,
     record_fns,
     run_sweep,
     transfer_zoo,
 )
+from capjax.workflows import Selection, load_selection
+from capjax.workflows.select import select
 
 __version__ = "0.1.0"
 
@@ -135,8 +138,10 @@ __all__ = [
     "Needs",
     "Prediction",
     "PredictorSpec",
+    "Model",
     "Ranking",
     "Reduction",
+    "Selection",
     "Strengths",
     "SweepContext",
     "SweepResult",
@@ -182,6 +187,7 @@ __all__ = [
     "line_graph_adjacency",
     "load_dataset",
     "load_records",
+    "load_selection",
     "load_snapshots",
     "load_sweep",
     "logme",
@@ -211,6 +217,7 @@ __all__ = [
     "roughness",
     "run_sweep",
     "score_predictor",
+    "select",
     "scoring",
     "selection",
     "shard_candidates",

@@ -22,6 +22,7 @@ from pathlib import Path
 from capjax.base.validation import CapjaxInputError
 from capjax.predictors.registry import PREDICTORS
 from capjax.scoring.protocol import BUDGETS_PERCENT
+from capjax.training.own import import_candidates
 from capjax.training.zoos import ZOOS
 from capjax.workflows import bench as bench_job
 from capjax.workflows import select as select_job
@@ -99,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", default=None, help="run name (default: derived from zoo, data, size, seed, budget and method)"
     )
     select.add_argument(
+        "--candidates",
+        default=None,
+        metavar="PATH.py:FUNCTION",
+        help="your own models instead of --zoo: a Python file whose FUNCTION() returns {name: backbone} "
+        "(an nnx.Module, a Linen (module, variables) pair, an (apply_fn, params) pair, or capjax.Model(...))",
+    )
+    select.add_argument(
         "--budget",
         default=select_job.DEFAULT_BUDGET,
         help="compute to spend, as a fraction of training every candidate for --full-epochs, counted in "
@@ -174,8 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rich.console import Console
 
             console = Console(width=None if sys.stdout.isatty() else 140)
-            select_job.select_zoo(
-                **_common(args),
+            options = _common(args)
+            zoo = options.pop("zoo")
+            select_job.select(
+                import_candidates(args.candidates) if args.candidates else zoo,
+                options.pop("data"),
+                **options,
                 budget=args.budget,
                 predictor=args.predictor,
                 features=tuple(f.strip() for f in args.features.split(",")),

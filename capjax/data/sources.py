@@ -35,7 +35,7 @@ _NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 
 def load_dataset(
-    spec: str,
+    spec: str | Mapping[str, Any] | Dataset,
     *,
     data_dir: str | os.PathLike[str] | None = None,
     val_fraction: float = 0.2,
@@ -59,10 +59,12 @@ def load_dataset(
       is the validation split. Generation takes about 1.5 s and is cached per process.
     * ``"npz:PATH"``: a ``.npz`` file with ``x_train, y_train, x_test, y_test``, optionally
       ``x_val, y_val`` (otherwise ``val_fraction`` of the training split is held out) and
-      an optional scalar ``num_classes`` (otherwise ``1 + `` the largest label). Inputs
+      an optional scalar ``num_classes`` (otherwise ``1 + `` the largest training label). Inputs
       must be ``(n, d)`` or NHWC ``(n, H, W, C)``: a rank-3 ``(n, H, W)`` array is
       rejected rather than guessed, since it could equally be ``(n, L, C)`` sequences.
       uint8 inputs are divided by 255; other dtypes are cast to float32 unscaled.
+    * a mapping of arrays, the keys of an npz file (above); its name is ``"arrays"``.
+      A :class:`Dataset` is returned as it is.
     * ``"tfds:NAME"``: a TensorFlow Datasets dataset (``NAME`` is anything
       ``tfds.builder`` accepts, e.g. ``"mnist"`` or ``"name/config:1.0.0"``) already
       prepared in ``data_dir`` (default: tfds's own, ``$TFDS_DATA_DIR`` or
@@ -89,8 +91,13 @@ def load_dataset(
     Returns:
       The :class:`Dataset`.
     """
-    if not isinstance(spec, str):
-        raise CapjaxInputError(f"dataset spec {spec!r} is not a string; pass one of {SPEC_FORMS}")
+    if isinstance(spec, Dataset):
+        return spec
+    if not isinstance(spec, str | Mapping):
+        raise CapjaxInputError(
+            f"data is a {type(spec).__name__}; pass a capjax.Dataset, a mapping of arrays (x_train, y_train, "
+            f"x_test, y_test) or one of {SPEC_FORMS}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise CapjaxInputError(f"seed is {seed!r}; pass an int")
     if isinstance(val_fraction, bool) or not (
@@ -107,8 +114,10 @@ def load_dataset(
         raise CapjaxInputError(
             f"max_examples is {max_examples!r}; pass None (all examples) or an int >= 2"
         )
-    kind, _, arg = spec.partition(":")
     rng = np.random.default_rng(seed)
+    if isinstance(spec, Mapping):
+        return _from_mapping(spec, "the data mapping", "arrays", val_fraction, rng, max_examples)
+    kind, _, arg = spec.partition(":")
     if spec == "digits":
         return _load_digits(val_fraction, rng, max_examples)
     if spec == "mnist1d":
@@ -180,50 +189,61 @@ def _load_npz(
         raise CapjaxInputError(
             f"npz file {str(path)!r} does not exist; pass the path of an existing .npz as npz:PATH"
         )
-    save_hint = "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as err:
         raise CapjaxInputError(
-            f"cannot read {str(path)!r} as an .npz file ({type(err).__name__}); {save_hint}"
+            f"cannot read {str(path)!r} as an .npz file ({type(err).__name__}); {_NPZ_HINT}"
         ) from None
+    return _from_mapping(arrays, repr(str(path)), path.stem, val_fraction, rng, max_examples)
+
+
+_NPZ_HINT = "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+
+
+def _from_mapping(
+    arrays: Mapping[str, Any], where: str, name: str, val_fraction: float, rng: np.random.Generator,
+    max_examples: int | None,
+) -> Dataset:
+    """A Dataset from ``x_train, y_train, x_test, y_test`` (optionally ``x_val, y_val``, ``num_classes``)."""
     missing = [k for k in _NPZ_REQUIRED if k not in arrays]
     if missing:
         raise CapjaxInputError(
-            f"{str(path)!r} lacks key(s) {missing} (it has {sorted(arrays)}); it needs "
-            f"{list(_NPZ_REQUIRED)}, optionally x_val, y_val, num_classes: {save_hint}"
+            f"{where} lacks key(s) {missing} (it has {sorted(arrays)}); it needs "
+            f"{list(_NPZ_REQUIRED)}, optionally x_val, y_val, num_classes"
         )
     if ("x_val" in arrays) != ("y_val" in arrays):
         raise CapjaxInputError(
-            f"{str(path)!r} has only one of x_val / y_val; store both, or neither to carve "
+            f"{where} has only one of x_val / y_val; give both, or neither to carve "
             "the validation split from the training split"
         )
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
     splits = {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS if f"x_{s}" in arrays}
     for s, (x, y) in splits.items():
         # Label checks that must precede inferring num_classes from the largest label.
         checked_pair(s, x, y, num_classes=np.iinfo(np.int64).max)
-    num_classes = _npz_num_classes(path, arrays, splits)
+    num_classes = _npz_num_classes(where, arrays, splits)
     splits = {s: _cap(scaled(x), y, max_examples, rng) for s, (x, y) in splits.items()}
     if "val" not in splits:
         x, y = splits["train"]
         x_train, y_train, x_val, y_val = holdout(x, y, val_fraction, rng, "validation")
         splits["train"], splits["val"] = (x_train, y_train), (x_val, y_val)
     return Dataset(
-        *(a for s in SPLITS for a in splits[s]), num_classes=num_classes, name=path.stem
+        *(a for s in SPLITS for a in splits[s]), num_classes=num_classes, name=name
     )
 
 
 def _npz_num_classes(
-    path: Path, arrays: Mapping[str, np.ndarray], splits: Mapping[str, tuple[Any, np.ndarray]]
+    where: str, arrays: Mapping[str, np.ndarray], splits: Mapping[str, tuple[Any, np.ndarray]]
 ) -> int:
-    largest = max(int(y.max()) for _, y in splits.values())
     if "num_classes" not in arrays:
-        return max(largest + 1, 2)
+        # the training labels define the classes: a larger test label is an error, not a class
+        return max(int(splits["train"][1].max()) + 1, 2)
     stored = arrays["num_classes"]
     if stored.shape != () or stored.dtype.kind not in "iu":
         raise CapjaxInputError(
-            f"num_classes in {str(path)!r} is {stored!r}; store it as a scalar int "
-            "(np.savez(..., num_classes=10)) or leave it out to infer it from the labels"
+            f"num_classes in {where} is {stored!r}; store it as a scalar int "
+            "(e.g. num_classes=10) or leave it out to infer it from the training labels"
         )
     return int(stored)

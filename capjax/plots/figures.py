@@ -1,7 +1,8 @@
 """PNG figures people would rather look at than read: trajectories, predictions with intervals.
 
 Every function takes plain arrays, draws on its own ``matplotlib.figure.Figure`` (the
-object API, no pyplot), writes one PNG and returns the path written. No backend is
+object API, no pyplot), writes one PNG and returns the path written, or, given no path,
+returns the ``Figure`` itself (drawn on demand, e.g. in a notebook). No backend is
 chosen for the process, so a notebook's own plots are left alone, and matplotlib is
 imported only when a figure is drawn.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +32,9 @@ def _cmap(name: str):
     return matplotlib.colormaps[name]
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path | None) -> Path | Any:
+    if path is None:  # drawn on demand: the Figure itself, for a notebook or fig.savefig
+        return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -40,12 +44,12 @@ def _save(fig, path: str | Path) -> Path:
 
 def plot_trajectories(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     ylabel: str = "beta_eff",
     title: str = "beta_eff during fine-tuning",
     highlight: Sequence[str] = (),
-) -> Path:
+) -> Path | Any:
     """One line per candidate: ``curves[name] = (epochs, values)``; ``highlight`` drawn bold."""
     fig, ax = _figure((7, 4))
     cmap = _cmap("viridis")
@@ -74,12 +78,12 @@ def plot_predictions(
     mean: Sequence[float],
     lower: Sequence[float],
     upper: Sequence[float],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     truth: Sequence[float] | None = None,
     level: float = 0.9,
     title: str = "predicted final accuracy",
-) -> Path:
+) -> Path | Any:
     """Candidates sorted by predicted mean, with their ``level`` intervals (and truth if known)."""
     mean, lower, upper = (np.asarray(a, float) for a in (mean, lower, upper))
     order = np.argsort(-np.where(np.isfinite(mean), mean, -np.inf))
@@ -101,12 +105,12 @@ def plot_predictions(
 def plot_predicted_vs_true(
     predicted: Sequence[float],
     true: Sequence[float],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     lower: Sequence[float] | None = None,
     upper: Sequence[float] | None = None,
     title: str = "predicted vs true final accuracy",
-) -> Path:
+) -> Path | Any:
     """Scatter of predicted against true final accuracy, with interval bars when given."""
     p, t = np.asarray(predicted, float), np.asarray(true, float)
     fig, ax = _figure((4.5, 4.5))
@@ -129,14 +133,14 @@ def plot_predicted_vs_true(
 
 def plot_score_vs_budget(
     scores: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     ylabel: str = "Kendall tau (test split)",
     title: str = "ranking quality vs budget",
     xlabel: str = "budget (% of full training epochs)",
     logx: bool = True,
     legend: str = "lower right",
-) -> Path:
+) -> Path | Any:
     """``scores[name] = (budgets_percent, value, lo, hi)``: one line with a band per predictor or policy."""
     fig, ax = _figure((7.5, 4.5))
     markers = "osD^v<>Pxh"
@@ -172,12 +176,12 @@ def plot_learning_curves(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     final: Mapping[str, tuple[float, float, float]],
     full_epochs: int,
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     chosen: str | None = None,
     level: float = 0.9,
     title: str = "learning curves and predicted final accuracy",
-) -> Path:
+) -> Path | Any:
     """Each candidate's ``curves[name] = (epochs, accuracy)`` and, at ``full_epochs``, its
     predicted final ``final[name] = (mean, lower, upper)`` as an interval bar in its colour.
 
@@ -210,11 +214,11 @@ def plot_p_best(
     fractions: Sequence[float],
     p_best: np.ndarray,
     names: Sequence[str],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     title: str = "P(best) over the rounds",
     min_p: float = 0.02,
-) -> Path:
+) -> Path | Any:
     """P(best) ``(rounds, C)`` per candidate against the compute spent after each round.
 
     Candidates whose P(best) never reaches ``min_p`` are drawn together in grey, unlabelled.

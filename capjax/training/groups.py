@@ -34,8 +34,9 @@ from capjax.training.model import (
     init_model,
     model_logits,
     train_epoch,
+    train_logits,
 )
-from capjax.training.spec import Candidate, GroupKey
+from capjax.training.spec import OWN, Candidate, GroupKey
 
 PROBE_DATA_SEED = 0
 """Seed of the permutation whose first ``probe_batch`` training examples are the probe batch."""
@@ -89,14 +90,15 @@ def _all_finite(tree: Any) -> jax.Array:
 @functools.cache
 def group_steps(key: GroupKey, interactions: tuple[str, ...], mesh: Mesh) -> Steps:
     """The group's per-candidate steps, sharded over ``mesh``; cached so each compiles once."""
-    family = key.arch.family
-    tx = finetune_optimizer(0.0, 0.0)  # update() reads lr and weight decay from the state
+    family = key.net
+    tx = finetune_optimizer(0.0, 0.0, key.optimizer)  # AdamW's update() reads lr and weight decay from the state
 
-    def loss(p, xb, yb):
-        return cross_entropy(model_logits(family, p, xb), yb)
+    def loss(p, xb, yb, k):
+        logits, moved = train_logits(family, p, xb, k)
+        return cross_entropy(logits, yb), moved
 
-    def train(params, opt_state, idx, active, x, y):
-        new_params, new_state, losses = train_epoch(loss, tx, params, opt_state, x, y, idx)
+    def train(params, opt_state, idx, rng, active, x, y):
+        new_params, new_state, losses = train_epoch(loss, tx, params, opt_state, x, y, idx, rng)
         # lanes of one group may stand at different epochs: those not asked to train keep
         # their state (they still compute, as vmapped lanes do; their passes are not counted)
         keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(active, new, old))
@@ -130,7 +132,7 @@ def group_steps(key: GroupKey, interactions: tuple[str, ...], mesh: Mesh) -> Ste
         return jnp.stack([beta_eff(params["probe"], feats, loss_fn, interaction=i)
                           for i in interactions])
 
-    return Steps(shard_candidates(train, mesh, 4), shard_candidates(measure, mesh, 1),
+    return Steps(shard_candidates(train, mesh, 5), shard_candidates(measure, mesh, 1),
                  shard_candidates(beta, mesh, 1) if interactions else None)
 
 
@@ -179,8 +181,8 @@ def _init_fn(key: GroupKey, input_shape: tuple, num_classes: int) -> Callable[..
     """Jitted, vmapped ``(backbone, seed, lr, wd) -> (params, opt_state)`` of a group."""
 
     def one(backbone, seed, lr, wd):
-        params = init_model(key.arch, key.probe_widths, backbone, input_shape, num_classes, seed=seed)
-        return params, finetune_optimizer(lr, wd).init(params)
+        params = init_model(key.net, key.probe_widths, backbone, input_shape, num_classes, seed=seed)
+        return params, finetune_optimizer(lr, wd, key.optimizer).init(params)
 
     return jax.jit(jax.vmap(one))
 
@@ -202,8 +204,10 @@ def initial_state(group: Group, backbones: Mapping[str, Any], dataset: Dataset) 
 def template(group: Group, dataset: Dataset) -> tuple:
     """Shapes of a group's state, without pretraining (for restoring a checkpoint)."""
     init = _init_fn(group.members[0].group_key, dataset.input_shape, dataset.num_classes)
+    first = group.members[0]
     one = jax.eval_shape(
-        lambda: init_backbone(jax.random.key(0), group.members[0].arch, dataset.input_shape)
+        (lambda: first.backbone.tree()) if first.family == OWN
+        else (lambda: init_backbone(jax.random.key(0), first.arch, dataset.input_shape))
     )
     stacked = jax.tree.map(
         lambda s: jax.ShapeDtypeStruct((len(group.lanes), *s.shape), s.dtype), one

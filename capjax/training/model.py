@@ -42,7 +42,19 @@ from capjax.base.validation import CapjaxInputError
 from capjax.capacitance.dynamics import stack_apply
 from capjax.capacitance.probe import apply_probe, freeze_probe, init_probe
 from capjax.data.batching import batch_indices
-from capjax.training.spec import BACKBONE_STREAM, HEAD_STREAM, Architecture, Candidate, candidate_key, check_candidates
+from capjax.training.backbones import Program
+from capjax.training.spec import (
+    BACKBONE_STREAM,
+    HEAD_STREAM,
+    OWN,
+    Architecture,
+    Candidate,
+    candidate_key,
+    check_candidates,
+)
+
+BACKBONE_STATE = "state"
+"""Key of an own backbone's non-trainable state in ``params["backbone"]``, frozen in the optimizer."""
 
 PROBE_SEED = 20240705
 """Key of the probe's random draw, shared by all candidates (see the module docstring)."""
@@ -149,8 +161,14 @@ def _max_pool(x: jax.Array) -> jax.Array:
     return x.reshape(x.shape[0], *split, x.shape[-1]).max(axis=pairs)
 
 
-def backbone_features(family: str, params: dict, x: jax.Array) -> jax.Array:
-    """Backbone features ``(batch, d_feat)`` of inputs ``x`` ``(batch, *input_shape)``. Pure."""
+def backbone_features(family: str | Program, params: dict, x: jax.Array) -> jax.Array:
+    """Backbone features ``(batch, d_feat)`` of inputs ``x`` ``(batch, *input_shape)``. Pure.
+
+    ``family`` is a built-in family's name, or an own backbone's
+    :class:`~capjax.training.backbones.Program` (evaluation mode).
+    """
+    if isinstance(family, Program):
+        return family.features(params, x)
     if family == "mlp":
         return stack_apply(params["layers"], x.reshape(x.shape[0], -1))
     h = x if x.ndim == 4 else x.reshape(x.shape[0], -1, 1)
@@ -186,7 +204,7 @@ def shared_probe(d_feat: int, widths: tuple[int, ...]) -> list[dict]:
 
 
 def init_model(
-    arch: Architecture,
+    net: str | Architecture | Program,
     probe_widths: tuple[int, ...],
     backbone: dict,
     input_shape: Sequence[int],
@@ -196,11 +214,15 @@ def init_model(
 ) -> dict:
     """The fine-tuning model ``{"backbone", "probe", "head"}`` around ``backbone``'s params.
 
-    The probe comes from :data:`PROBE_SEED` (the same for every candidate); the head, a
-    Dense ``probe_widths[-1] -> num_classes``, from the candidate's ``seed``, which may be
+    ``net`` applies the backbone: a family, an :class:`Architecture`, or a program
+    (:func:`backbone_features`). The probe comes from
+    :data:`PROBE_SEED` (the same for every candidate); the head, a Dense
+    ``probe_widths[-1] -> num_classes``, from the candidate's ``seed``, which may be
     traced, so that this vmaps over candidates.
     """
-    d_feat = feature_dim(arch, input_shape)
+    net = net.family if isinstance(net, Architecture) else net
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    d_feat = int(jax.eval_shape(lambda b, x: backbone_features(net, b, x), backbone, x).shape[1])
     return {
         "backbone": backbone,
         "probe": jax.tree.map(jnp.asarray, shared_probe(d_feat, tuple(probe_widths))),
@@ -213,54 +235,77 @@ def apply_head(head: dict, h: jax.Array) -> jax.Array:
     return h @ head["kernel"] + head["bias"]
 
 
-def model_logits(family: str, params: dict, x: jax.Array) -> jax.Array:
+def model_logits(family: str | Program, params: dict, x: jax.Array) -> jax.Array:
     """Logits ``(batch, K)`` of the fine-tuning model (backbone -> probe -> head). Pure."""
     h = apply_probe(params["probe"], backbone_features(family, params["backbone"], x))
     return apply_head(params["head"], h)
 
 
-def finetune_optimizer(
-    lr: float | jax.Array, weight_decay: float | jax.Array
-) -> optax.GradientTransformation:
-    """AdamW with the probe frozen (:func:`capjax.freeze_probe`), for fine-tuning.
+def train_logits(net: str | Program, params: dict, x: jax.Array, key: jax.Array) -> tuple[jax.Array, dict]:
+    """Logits in training mode and the params with the backbone's updated state. Pure.
 
-    The learning rate and weight decay live in the optimizer *state*
+    Built-in backbones have no mode or state; an own backbone's BatchNorm statistics
+    move and its Dropout draws from ``key`` (uint32 ``(2,)``).
+    """
+    if not isinstance(net, Program):
+        return model_logits(net, params, x), params
+    feats, backbone = net.train_features(params["backbone"], x, key)
+    return apply_head(params["head"], apply_probe(params["probe"], feats)), {**params, "backbone": backbone}
+
+
+def finetune_optimizer(
+    lr: float | jax.Array, weight_decay: float | jax.Array,
+    optimizer: optax.GradientTransformation | None = None,
+) -> optax.GradientTransformation:
+    """AdamW (or ``optimizer``) with the probe frozen (:func:`capjax.freeze_probe`), for fine-tuning.
+
+    The learning rate and weight decay live in AdamW's *state*
     (``optax.inject_hyperparams``), so ``init`` under ``jax.vmap`` with per-candidate
     arrays gives each candidate its own values, and ``update`` of any instance (e.g.
-    ``finetune_optimizer(0.0, 0.0)``) reads them from the state.
+    ``finetune_optimizer(0.0, 0.0)``) reads them from the state. A user's ``optimizer``
+    carries its own hyperparameters. An own backbone's non-trainable ``state`` is
+    frozen too: training-mode calls update it, never the optimizer.
     """
-    adamw = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=weight_decay)
-    return freeze_probe(adamw)
+    if optimizer is None:
+        optimizer = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=weight_decay)
+    return freeze_probe(freeze_probe(optimizer), probe_key=BACKBONE_STATE)
 
 
 def train_epoch(
-    loss: Callable[[Any, jax.Array, jax.Array], jax.Array],
+    loss: Callable[[Any, jax.Array, jax.Array, jax.Array], tuple[jax.Array, Any]],
     tx: optax.GradientTransformation,
     params: Any,
     opt_state: Any,
     x: jax.Array,
     y: jax.Array,
     idx: jax.Array,
+    key: jax.Array,
 ) -> tuple[Any, Any, jax.Array]:
     """One epoch of mini-batch training, a ``jax.lax.scan`` over the rows of ``idx``.
 
     Args:
-      loss: ``loss(params, x_batch, y_batch) -> scalar``.
+      loss: ``loss(params, x_batch, y_batch, key) -> (scalar, params')``, where
+        ``params'`` carries state the forward pass updated (BatchNorm statistics; the
+        optimizer leaves it alone) and ``key`` is the step's uint32 ``(2,)`` key.
       tx: the optimizer.
       x, y: the whole training split, ``(n, ...)`` and ``(n,)``.
       idx: ``(n_batches, batch_size)`` example indices (:func:`capjax.data.batch_indices`).
+      key: the epoch's uint32 ``(2,)`` key; step ``t`` gets it folded with ``t``.
 
     Returns:
       ``(params, opt_state, losses)`` with the loss of every step, ``(n_batches,)``.
     """
 
-    def step(carry, rows):
+    def step(carry, inputs):
         p, s = carry
-        value, grads = jax.value_and_grad(loss)(p, x[rows], y[rows])
+        t, rows = inputs
+        k = jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(key), t))
+        (value, moved), grads = jax.value_and_grad(loss, has_aux=True)(p, x[rows], y[rows], k)
         updates, s = tx.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), value
+        return (optax.apply_updates(moved, updates), s), value
 
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), idx)
+    steps = jnp.arange(idx.shape[0], dtype=jnp.uint32)
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (steps, idx))
     return params, opt_state, losses
 
 
@@ -283,13 +328,17 @@ def random_backbones(
     """Each candidate's randomly initialised backbone (its seed's backbone stream), NumPy.
 
     Candidates of one architecture are initialised by one compiled, vmapped function.
+    An own backbone starts from the user's parameters instead.
     """
     candidates = check_candidates(candidates)
     shape = tuple(int(s) for s in input_shape)
     by_arch: dict[Architecture, list[Candidate]] = {}
-    for c in candidates:
-        by_arch.setdefault(c.arch, []).append(c)
     out = {}
+    for c in candidates:
+        if c.family == OWN:
+            out[c.name] = c.backbone.tree()
+        else:
+            by_arch.setdefault(c.arch, []).append(c)
     for arch, members in by_arch.items():
         # Shape errors name a real candidate, not only the architecture compiled for.
         try:
@@ -320,5 +369,18 @@ def epoch_batches(
     def one(seed, e):
         key = jax.random.fold_in(candidate_key(seed, stream), e)
         return batch_indices(key, num_examples, batch_size)
+
+    return jax.vmap(one)(seeds, jnp.broadcast_to(jnp.asarray(epoch, jnp.int32), jnp.shape(seeds)))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def epoch_keys(seeds: jax.Array, epoch: jax.Array, stream: int) -> jax.Array:
+    """Every candidate's uint32 ``(2,)`` key for one epoch's random draws (e.g. Dropout): ``(len(seeds), 2)``.
+
+    Like :func:`epoch_batches`, a function of the seed, the stream and the epoch only.
+    """
+
+    def one(seed, e):
+        return jax.random.key_data(jax.random.fold_in(candidate_key(seed, stream), e))
 
     return jax.vmap(one)(seeds, jnp.broadcast_to(jnp.asarray(epoch, jnp.int32), jnp.shape(seeds)))

@@ -108,12 +108,12 @@ def _pretrain_fns(arch: Architecture, input_shape: tuple, num_classes: int):
                   "head": dense(candidate_key(seed, HEAD_STREAM), d_feat, num_classes)}
         return params, tx.init(params)
 
-    def loss(p, xb, yb):
-        return cross_entropy(apply_head(p["head"], backbone_features(arch.family, p["backbone"], xb)), yb)
+    def loss(p, xb, yb, key):
+        return cross_entropy(apply_head(p["head"], backbone_features(arch.family, p["backbone"], xb)), yb), p
 
     @jax.jit
     def run(params, opt_state, x, y, idx):
-        return train_epoch(loss, tx, params, opt_state, x, y, idx)
+        return train_epoch(loss, tx, params, opt_state, x, y, idx, jnp.zeros(2, jnp.uint32))
 
     return init, run
 

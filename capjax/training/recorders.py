@@ -69,6 +69,7 @@ from capjax.signals.strength import strength_features
 from capjax.signals.topology import weight_l2_norm
 from capjax.signals.transferability import h_score, logme, transrate
 from capjax.signals.zerocost import grad_norm, jacov, nwot, snip, synflow
+from capjax.training.backbones import Program
 from capjax.training.model import backbone_features, model_logits
 from capjax.training.spec import Candidate
 
@@ -92,6 +93,10 @@ class SweepContext:
     probe_x: np.ndarray
     probe_y: np.ndarray
 
+
+BUILTIN_ONLY_FIELDS = (*SPECTRAL_FIELDS, *STRENGTH_FIELDS, *ROLLED_FIELDS, *FRACTAL_FIELDS, *ZERO_COST_FIELDS)
+"""Fields read from a built-in backbone's layer list (``params["backbone"]["layers"]``);
+own backbones (:mod:`capjax.training.backbones`) can record the others."""
 
 RecordFn = Callable[[dict, SweepContext], float]
 """``fn(params, ctx) -> float`` with one candidate's ``{"backbone", "probe", "head"}``."""
@@ -155,7 +160,7 @@ def _fractal_dims(backbone: Params) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _features(family: str, backbone: Params, x: jax.Array) -> jax.Array:
+def _features(family: str | Program, backbone: Params, x: jax.Array) -> jax.Array:
     return backbone_features(family, backbone, x)
 
 
@@ -224,7 +229,7 @@ def _transferability(params: Params, ctx: SweepContext) -> tuple[float, ...]:
     One forward pass serves every score; a score undefined for the features (its checks
     raise :class:`~capjax.base.validation.CapjaxInputError`) is NaN on its own.
     """
-    f = np.asarray(_features(ctx.candidate.family, params["backbone"], ctx.probe_x))
+    f = np.asarray(_features(ctx.candidate.net, params["backbone"], ctx.probe_x))
     values = []
     for score in _TRANSFERABILITY_SCORES.values():
         try:

@@ -9,17 +9,23 @@ the model on its :class:`Architecture`, a vmapped group on its :class:`GroupKey`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+import optax
 
 from capjax.base.validation import CapjaxInputError
 from capjax.capacitance.probe import DEFAULT_WIDTHS
+from capjax.training.backbones import Backbone, Program
 
 FAMILIES = ("mlp", "cnn")
+"""The built-in backbone families (:mod:`capjax.training.model`)."""
+OWN = "own"
+"""The family of a candidate whose backbone is the user's (:mod:`capjax.training.backbones`)."""
 SOURCES = ("none", "half", "flip", "randlabel")
 """Pretraining sources, all carved from the target's training split:
 
@@ -46,18 +52,27 @@ class Architecture(NamedTuple):
 
 
 class GroupKey(NamedTuple):
-    """Candidates with equal keys have identical parameter shapes and batch size.
+    """Candidates with equal keys have identical programs, parameter shapes and batch size.
 
     They train together in one vmapped step; ``lr``, ``weight_decay``, ``init_scale``,
-    ``seed``, source and budget may differ within a group.
+    ``seed``, source and budget may differ within a group. Own backbones also need an
+    equal :class:`~capjax.training.backbones.Program` and the same optimizer object
+    (None: AdamW, whose learning rate and weight decay live in its state).
     """
 
     arch: Architecture
     probe_widths: tuple[int, ...]
     batch_size: int
+    program: Program | None = None
+    optimizer: optax.GradientTransformation | None = None
+
+    @property
+    def net(self) -> str | Program:
+        """What applies the backbone: a built-in family's name, or an own backbone's program."""
+        return self.arch.family if self.program is None else self.program
 
 
-BACKBONE_STREAM, HEAD_STREAM, FINETUNE_STREAM, PRETRAIN_STREAM = range(4)
+BACKBONE_STREAM, HEAD_STREAM, FINETUNE_STREAM, PRETRAIN_STREAM, DROPOUT_STREAM = range(5)
 """A candidate's independent random streams (see :func:`candidate_key`), all from its seed."""
 
 
@@ -101,6 +116,10 @@ class Candidate:
       seed: seeds the backbone and head initialisation and the batch order.
       data: the dataset the zoo was built for (provenance; pretraining uses the dataset
         it is given).
+      backbone: for family ``"own"`` only, the user's :class:`~capjax.training.backbones.Backbone`
+        (its parameters are the starting point; depth is 1 and width its feature size).
+      optimizer: an optax optimizer to fine-tune with instead of AdamW(``lr``,
+        ``weight_decay``); the probe stays frozen either way.
     """
 
     name: str
@@ -116,6 +135,8 @@ class Candidate:
     probe_widths: tuple[int, ...] = DEFAULT_WIDTHS
     seed: int = 0
     data: str = ""
+    backbone: Backbone | None = None
+    optimizer: optax.GradientTransformation | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "/" in self.name or "\\" in self.name:
@@ -123,9 +144,25 @@ class Candidate:
                 f"candidate name {self.name!r} is not a usable file name; "
                 "pass a non-empty name without slashes"
             )
-        if self.family not in FAMILIES:
+        if self.family not in (*FAMILIES, OWN):
             raise CapjaxInputError(
-                f"candidate {self.name}: family {self.family!r} is unknown; use one of {FAMILIES}"
+                f"candidate {self.name}: family {self.family!r} is unknown; use one of {FAMILIES}, "
+                "or pass your own backbone to capjax.select"
+            )
+        if (self.family == OWN) != isinstance(self.backbone, Backbone):
+            raise CapjaxInputError(
+                f"candidate {self.name}: family {self.family!r} with backbone {type(self.backbone).__name__}; "
+                "a Backbone goes with family 'own' only (capjax.select builds them from your models)"
+            )
+        if self.family == OWN and self.source != "none":
+            raise CapjaxInputError(
+                f"candidate {self.name}: source {self.source!r} for your own backbone; its parameters are "
+                "its pretraining: use source 'none'"
+            )
+        if self.optimizer is not None and not isinstance(self.optimizer, optax.GradientTransformation):
+            raise CapjaxInputError(
+                f"candidate {self.name}: optimizer is a {type(self.optimizer).__name__}; pass an optax "
+                "GradientTransformation (e.g. optax.adam(1e-3)) or a learning rate"
             )
         if self.source not in SOURCES:
             raise CapjaxInputError(
@@ -163,24 +200,58 @@ class Candidate:
     @property
     def group_key(self) -> GroupKey:
         """The :class:`GroupKey` of the vmapped group this candidate trains in."""
-        return GroupKey(self.arch, self.probe_widths, self.batch_size)
+        program = None if self.backbone is None else self.backbone.program
+        return GroupKey(self.arch, self.probe_widths, self.batch_size, program, self.optimizer)
+
+    @property
+    def net(self) -> str | Program:
+        """What applies the backbone (:attr:`GroupKey.net`)."""
+        return self.group_key.net
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict; :meth:`from_dict` inverts it."""
-        out = dataclasses.asdict(self)
+        """A JSON-serialisable dict; :meth:`from_dict` inverts it for built-in families.
+
+        An own backbone is given by its fingerprint, an optimizer by the fingerprint of
+        its first update (:func:`optimizer_fingerprint`): enough to tell whether a
+        sweep folder was run with the same ones.
+        """
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["probe_widths"] = list(self.probe_widths)
+        out["backbone"] = None if self.backbone is None else self.backbone.fingerprint
+        out["optimizer"] = None if self.optimizer is None else optimizer_fingerprint(self.optimizer)
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Candidate:
         """Rebuild a candidate from :meth:`to_dict`'s output (e.g. read back from JSON)."""
         fields = {f.name for f in dataclasses.fields(cls)}
+        if d.get("backbone") is not None or d.get("optimizer") is not None:
+            raise CapjaxInputError(
+                f"candidate {d.get('name')!r} holds your own backbone or optimizer, which JSON cannot carry; "
+                "pass the candidates again from Python"
+            )
         unknown = set(d) - fields
         if unknown:
             raise CapjaxInputError(
                 f"candidate dict has unknown field(s) {sorted(unknown)}; known: {sorted(fields)}"
             )
         return cls(**d)
+
+
+def optimizer_fingerprint(tx: optax.GradientTransformation) -> str:
+    """A short hash of ``tx``'s first two updates of a fixed gradient on a fixed 3-vector.
+
+    It tells optimizers apart by what they do (kind, learning rate, schedule start), not
+    by object identity, so a rerun that builds the same optimizer again matches.
+    """
+    params = {"w": np.array([0.5, -1.0, 2.0], np.float32)}
+    grads = {"w": np.array([0.1, -0.2, 0.3], np.float32)}
+    state = tx.init(params)
+    out = []
+    for _ in range(2):
+        updates, state = tx.update(grads, state, params)
+        out.append(np.asarray(updates["w"], np.float32))
+    return hashlib.blake2b(np.concatenate(out).round(7).tobytes(), digest_size=8).hexdigest()
 
 
 def check_candidates(candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -200,7 +271,3 @@ def check_candidates(candidates: Iterable[Candidate]) -> list[Candidate]:
             f"candidate names {dupes} repeat; give every candidate a unique name"
         )
     return candidates
-
-
-# ---------------------------------------------------------------------------------------
-# Backbones and the fine-tuning model

@@ -95,10 +95,10 @@ from capjax.training.groups import (
     plan_groups,
     template,
 )
-from capjax.training.model import epoch_batches
+from capjax.training.model import epoch_batches, epoch_keys
 from capjax.training.pretrain import data_fingerprint, n_lineages, pretrain_backbones
 from capjax.training.recorders import RecordFn, SweepContext
-from capjax.training.spec import FINETUNE_STREAM, Candidate, check_candidates
+from capjax.training.spec import DROPOUT_STREAM, FINETUNE_STREAM, Candidate, check_candidates
 
 BETA_COST: dict[str, int] = {"coupling": 2, "hessian": 3}
 """Example passes per probe example of one ``beta_eff`` measurement, by interaction."""
@@ -221,7 +221,7 @@ class GroupRun:
         # Compile now, so that wall_s measures epochs, not XLA.
         if self._active().any():
             if (self.target >= np.maximum(self.at + 1, 1)).any():
-                self.steps.train.lower(self.params, self.opt_state, self._order(self._lanes(self.at + 1)),
+                self.steps.train.lower(self.params, self.opt_state, *self._order(self._lanes(self.at + 1)),
                                        on_candidates(self._lanes(self._active()), group.mesh), data.x_train,
                                        data.y_train).compile()
             self.steps.measure.lower(self.params, data.val, data.test).compile()
@@ -236,11 +236,12 @@ class GroupRun:
         """A per-member array over the group's lanes (padding lanes copy the last member)."""
         return pad_lanes(np.asarray(per_member), len(self.group.lanes))
 
-    def _order(self, epochs: np.ndarray) -> jax.Array:
-        n_train = len(self.job.dataset.y_train)
-        idx = epoch_batches(self.seeds, np.maximum(epochs, 1), n_train, self.group.members[0].batch_size,
-                            FINETUNE_STREAM)
-        return on_candidates(idx, self.group.mesh)
+    def _order(self, epochs: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """Each lane's batch order and random key (Dropout) for its epoch."""
+        n_train, epochs = len(self.job.dataset.y_train), np.maximum(epochs, 1)
+        idx = epoch_batches(self.seeds, epochs, n_train, self.group.members[0].batch_size, FINETUNE_STREAM)
+        return on_candidates(idx, self.group.mesh), on_candidates(epoch_keys(self.seeds, epochs, DROPOUT_STREAM),
+                                                                  self.group.mesh)
 
     def remaining(self) -> int:
         """Candidate-epochs (and epoch-0 measurements) this group still has to run."""
@@ -261,9 +262,8 @@ class GroupRun:
         trains = active & (epoch >= 1)
         if trains.any():
             self.params, self.opt_state, train_loss = steps.train(
-                self.params, self.opt_state, self._order(self._lanes(epoch)),
-                on_candidates(self._lanes(trains), self.group.mesh), data.x_train, data.y_train
-            )
+                self.params, self.opt_state, *self._order(self._lanes(epoch)),
+                on_candidates(self._lanes(trains), self.group.mesh), data.x_train, data.y_train)
         measured = steps.measure(self.params, data.val, data.test)
         (losses, accs, finite), train_loss = jax.device_get((measured, train_loss))
         t1 = time.perf_counter()

@@ -19,7 +19,11 @@ from typing import Any
 import numpy as np
 
 from capjax import plots
+from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import Ranking
+
+LEVEL = 0.9
+"""The level of every interval a selection reports."""
 
 COLUMNS = ("rank", "name", "mean", "lower", "upper", "p_best", "epochs", "measured", "reason", "note", "true")
 """The keys of every ranking row, in the order of ``results.csv``."""
@@ -63,7 +67,8 @@ def load_params(path: str | os.PathLike[str]) -> Any:
         return ckpt.restore(Path(path).absolute())
 
 
-def _table(payload: dict, title: str):
+def table(payload: dict, title: str) -> Any:
+    """The ranking as a rich Table."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -85,19 +90,17 @@ def _table(payload: dict, title: str):
     return table
 
 
-def write(run_dir: Path, payload: dict, console: Any, *, curves: dict, level: float) -> None:
-    """Print the table and summary, write results.json/csv and the figures."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def print_summary(payload: dict, console: Any) -> None:
+    """The ranking table and the compute, winner and verification lines."""
     full = payload["full_epochs"]
-    console.print(_table(payload, f"final accuracy after {full} epochs ({payload['method']})"))
+    console.print(table(payload, f"final accuracy after {full} epochs ({payload['method']})"))
     c, w = payload["compute"], payload["winner"]
     console.print(
         f"compute: {c['fraction']:.1%} of training all {payload['n_candidates']} candidates fully "
         f"({c['train_passes']:.3g} of {c['train_passes_all_full']:.3g} training passes; evaluation "
         f"{c['passes_eval']:.3g} and beta_eff {c['passes_beta']:.3g} passes not counted)"
     )
-    console.print(f"chosen: [bold]{w['name']}[/bold], trained to the end (validation accuracy {w['val_acc']:.3f}); "
-                  f"its parameters are in {w['params']}")
+    console.print(f"chosen: [bold]{w['name']}[/bold], trained to the end (validation accuracy {w['val_acc']:.3f})")
     v = payload.get("verify")
     if v:
         cov = v["coverage_not_finished"]
@@ -110,40 +113,75 @@ def write(run_dir: Path, payload: dict, console: Any, *, curves: dict, level: fl
         for name, p in v["policies"].items():
             console.print(f"verify, {name.replace('_', ' ')}: " + (
                 f"regret {p['regret']:.3f} at {p['compute']:.1%} compute" if p["regret"] is not None else p["reason"]))
-    (run_dir / "results.json").write_text(json.dumps(payload, indent=2, default=_json_default))
-    with open(run_dir / "results.csv", "w", newline="") as fh:
+
+
+def write(run_dir: Path, payload: dict, params: Any) -> list[str]:
+    """``results.json``, ``results.csv``, the figures and ``winner/`` in ``run_dir``; the files written.
+
+    Each file is written to a temporary name and renamed, so a run killed while saving
+    leaves the previous complete file or none.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payload["winner"]["params"] = str(save_params(run_dir / "winner", params))
+    tmp = run_dir / "results.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    os.replace(tmp, run_dir / "results.json")
+    with open(run_dir / "results.csv.tmp", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows(payload["ranking"])
-    figures = _figures(run_dir, payload, curves, level)
-    console.print(f"wrote {run_dir}/results.json, results.csv, " + ", ".join(figures))
+    os.replace(run_dir / "results.csv.tmp", run_dir / "results.csv")
+    return ["results.json", "results.csv", *_figures(run_dir, payload), "winner"]
 
 
-def _figures(run_dir: Path, payload: dict, curves: dict, level: float) -> list[str]:
+def curves(payload: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each candidate's validation accuracy at epochs ``0..epochs`` as the selection saw it."""
+    return {name: (np.arange(len(rec["val_acc"])), np.array([np.nan if v is None else v for v in rec["val_acc"]]))
+            for name, rec in payload["records"].items()}
+
+
+def number(value: Any) -> float | None:
+    """A JSON-safe float: None for NaN/inf."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _figures(run_dir: Path, payload: dict) -> list[str]:
+    kinds = [kind for kind in FIGURES if kind != "p_best" or payload["rounds"]]
+    for kind in kinds:
+        figure(kind, payload, run_dir / f"{kind}.png")
+    return [f"{kind}.png" for kind in kinds]
+
+
+FIGURES = ("curves", "p_best", "predictions")
+
+
+def figure(kind: str, payload: dict, path: str | os.PathLike[str] | None = None) -> Any:
+    """One of :data:`FIGURES` of a selection's payload: written to ``path``, or returned as a Figure."""
     rows_ = payload["ranking"]
-    final = {r["name"]: (r["mean"], r["lower"], r["upper"]) for r in rows_ if r["mean"] is not None
-             and r["lower"] is not None}
-    # the paper's model may predict outside [0, 1]; the figure's axes stay inside it
-    final = {k: tuple(float(np.clip(v, 0, 1)) for v in t) for k, t in final.items()}
-    figures = ["curves.png"]
-    plots.plot_learning_curves(curves, final, payload["full_epochs"], run_dir / "curves.png",
-                               chosen=payload["chosen"], level=level)
-    if payload["rounds"]:
+    if kind == "curves":
+        final = {r["name"]: (r["mean"], r["lower"], r["upper"]) for r in rows_ if r["mean"] is not None
+                 and r["lower"] is not None}
+        # the paper's model may predict outside [0, 1]; the figure's axes stay inside it
+        final = {k: tuple(float(np.clip(v, 0, 1)) for v in t) for k, t in final.items()}
+        return plots.plot_learning_curves(curves(payload), final, payload["full_epochs"], path,
+                                          chosen=payload["chosen"], level=LEVEL)
+    if kind == "p_best":
         rounds = payload["rounds"]
-        plots.plot_p_best([r["fraction"] for r in rounds], np.stack([r["p_best"] for r in rounds]), list(curves),
-                          run_dir / "p_best.png", title="P(best) of final validation accuracy after each round")
-        figures.append("p_best.png")
+        if not rounds:
+            raise CapjaxInputError(f"this selection ({payload['method']}) has no rounds; plot curves or predictions")
+        return plots.plot_p_best([r["fraction"] for r in rounds], np.stack([r["p_best"] for r in rounds]),
+                                 list(payload["records"]), path,
+                                 title="P(best) of final validation accuracy after each round")
     ok = [r for r in rows_ if r["mean"] is not None and r["lower"] is not None]
     if "verify" in payload:
         ok = [r for r in ok if r["true"] is not None]
-        plots.plot_predicted_vs_true([r["mean"] for r in ok], [r["true"] for r in ok], run_dir / "predictions.png",
-                                     lower=[r["lower"] for r in ok], upper=[r["upper"] for r in ok],
-                                     title="predicted vs true final test accuracy (90% intervals)")
-    else:
-        plots.plot_predictions([r["name"] for r in ok], [r["mean"] for r in ok], [r["lower"] for r in ok],
-                               [r["upper"] for r in ok], run_dir / "predictions.png", level=level)
-    figures.append("predictions.png")
-    return figures
+        return plots.plot_predicted_vs_true([r["mean"] for r in ok], [r["true"] for r in ok], path,
+                                            lower=[r["lower"] for r in ok], upper=[r["upper"] for r in ok],
+                                            title="predicted vs true final test accuracy (90% intervals)")
+    return plots.plot_predictions([r["name"] for r in ok], [r["mean"] for r in ok], [r["lower"] for r in ok],
+                                  [r["upper"] for r in ok], path, level=LEVEL)
 
 
 def _json_default(o: Any) -> Any:

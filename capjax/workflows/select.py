@@ -17,9 +17,14 @@ ranking and the intervals are scored against the final *test* accuracy.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import os
+import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ import numpy as np
 
 from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import ranking
+from capjax.data.dataset import Dataset
 from capjax.data.sources import load_dataset
 from capjax.predictors.registry import PREDICTORS, Needs, Task
 from capjax.records.fields import beta_field
@@ -35,16 +41,22 @@ from capjax.selection import POLICIES, PaidView, capjax_engine
 from capjax.selection.engine import FEATURES, NUM_DRAWS, test_draws
 from capjax.selection.view import View
 from capjax.training.checkpoints import trained_params
-from capjax.training.recorders import record_fns
+from capjax.training.own import is_own, own_candidates
+from capjax.training.pretrain import data_fingerprint
+from capjax.training.recorders import BUILTIN_ONLY_FIELDS, record_fns
+from capjax.training.spec import Candidate, check_candidates
 from capjax.training.zoos import make_zoo
 from capjax.workflows import report
 from capjax.workflows.live import LiveView
+from capjax.workflows.result import Selection
 
 DEFAULT_FULL_EPOCHS = 30
 DEFAULT_BUDGET = "20%"
 ENGINE = "engine"
 """The name ``results.json`` gives capjax's engine as the method (``predictor=None``)."""
 LEVEL = 0.9
+RECORDED = ("val_acc", "val_loss", "train_loss")
+"""The per-epoch fields a :class:`Selection` keeps of every candidate, up to its paid epoch."""
 
 
 def select_predictors() -> list[str]:
@@ -64,12 +76,6 @@ def parse_budget(text: str | float) -> float:
     if not 0 < fraction <= 1:
         raise CapjaxInputError(f"--budget {raw!r} is {fraction:.3g} of full training; pass a value in (0, 100%]")
     return fraction
-
-
-def run_name(zoo: str, data: str, n: int | None, full_epochs: int, seed: int, budget: float, method: str) -> str:
-    """The default name of a run's folder, from what changes its results."""
-    data = data.replace(":", "-").replace("/", "_")
-    return f"{zoo}-{data}-n{n or 'default'}-e{full_epochs}-s{seed}-b{100 * budget:g}-{method}"
 
 
 def check_predictor(name: str) -> Needs:
@@ -151,58 +157,91 @@ def _by_predictor(view: View, predictor: str, needs: Needs, budget: float, seed:
             "notes": notes, "early_epochs": epochs}
 
 
-def select_zoo(
+def _candidates(candidates: Any, dataset: Any, data: Any, n: int | None, seed: int,
+                probe_widths: tuple[int, ...] | None) -> tuple[list[Candidate], str]:
+    """The candidates and their label in run names: a zoo by name, Candidates, or your own models."""
+    if isinstance(candidates, str):
+        label = data if isinstance(data, str) else dataset.name
+        return make_zoo(candidates, label, n, seed=seed, probe_widths=probe_widths), f"{candidates}-n{n or 'default'}"
+    if isinstance(candidates, list | tuple) and candidates and all(isinstance(c, Candidate) for c in candidates):
+        return check_candidates(candidates), f"zoo{len(candidates)}"
+    own = own_candidates(candidates, dataset, seed=seed, probe_widths=probe_widths)
+    return own, f"own{len(own)}"
+
+
+def run_name(label: str, dataset: Dataset, candidates: list[Candidate], settings: dict[str, Any]) -> str:
+    """A run's folder name: readable settings and a hash of everything that changes its results.
+
+    The hash covers the candidates (own backbones by fingerprint), the data (a fingerprint
+    of its splits), and ``settings`` (budget, method, features, seed, ...): the same
+    settings resume in the same folder, other settings get their own, nothing is overwritten.
+    """
+    digest = hashlib.blake2b(json.dumps({
+        "candidates": [c.to_dict() for c in candidates],
+        "data": [dataset.name, data_fingerprint(dataset), len(dataset.y_val), len(dataset.y_test)],
+        **settings,
+    }, sort_keys=True, default=str).encode(), digest_size=4).hexdigest()
+    data = dataset.name.replace(":", "-").replace("/", "_")
+    return (f"{label}-{data}-e{settings['full_epochs']}-s{settings['seed']}-b{100 * settings['budget']:g}-"
+            f"{settings['method']}-{digest}")
+
+
+def _check_own_needs(candidates: list[Candidate], options: dict[str, Any]) -> None:
+    fields = sorted(set(options.get("record_fns") or ()) & set(BUILTIN_ONLY_FIELDS))
+    if fields and is_own(candidates):
+        raise CapjaxInputError(
+            f"this --predictor reads {fields} from the layer list of capjax's built-in backbones, which your own "
+            "backbones do not have; use the engine or a predictor of learning curves, beta_eff or transferability"
+        )
+
+
+def select(
+    candidates: Any = "transfer",
+    data: str | Mapping[str, Any] | Dataset = "digits",
     *,
-    zoo: str = "transfer",
-    data: str = "digits",
-    data_dir: str | os.PathLike[str] | None = None,
-    n: int | None = None,
-    full_epochs: int = DEFAULT_FULL_EPOCHS,
     budget: str | float = DEFAULT_BUDGET,
-    probe_widths: tuple[int, ...] | None = None,
+    full_epochs: int = DEFAULT_FULL_EPOCHS,
+    seed: int = 0,
+    verify: bool = False,
+    out: str | os.PathLike[str] | None = None,
+    progress: bool = True,
     predictor: str | None = None,
     features: tuple[str, ...] = ("curve",),
     p_best_stop: float = 0.95,
-    seed: int = 0,
-    out: str | os.PathLike[str] = "results",
+    n: int | None = None,
+    probe_widths: tuple[int, ...] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     run: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    verify: bool = False,
-    progress: bool = True,
     console: Any = None,
-) -> dict:
-    """Choose the best of the ``zoo`` on ``data`` within ``budget``; returns the JSON it writes.
+) -> Selection:
+    """Choose the best candidate on ``data`` within ``budget``, train it to the end, return a :class:`Selection`.
 
     Args:
-      zoo: ``"transfer"`` or ``"hyper"`` (:data:`capjax.training.zoos.ZOOS`).
-      data: a dataset spec (:func:`capjax.data.load_dataset`); ``data_dir`` for tfds.
-      n: number of candidates (default: the zoo's default size).
-      full_epochs: length of full training, the compute fraction's denominator per candidate.
-      budget: compute, as a fraction of training every candidate fully (``0.2``, ``"20%"``),
-        counted in training passes; finishing the winner is part of it.
-      probe_widths: widths of the frozen probe (default: the zoo's).
-      predictor: None for capjax's engine, or a name from :func:`select_predictors`.
-      features: the engine's feature groups (:data:`capjax.selection.engine.FEATURES`),
-        ``"curve"`` first; the sweep records what they need.
-      p_best_stop: the engine stops exploring once its leader's P(best) reaches this.
-      seed: seed of the zoo, data splits, training and posterior draws.
-      out, run: results go to ``out/run`` (``run`` defaults to :func:`run_name`).
-      cache_dir: pretrained-backbone cache.
+      candidates: your own models, ``{name: backbone}`` where a backbone is an
+        ``nnx.Module``, a Linen ``(module, variables)`` pair, a pure ``(apply_fn, params)``
+        pair (features ``(batch, d)``) or a :class:`capjax.Model` with its own optimizer or
+        learning rate and batch size; or a zoo's name (``"transfer"``, ``"hyper"``) or a
+        list of :class:`~capjax.training.Candidate`. capjax adds the frozen probe and a new
+        head (docs/method.md §2.3).
+      data: a :class:`capjax.Dataset`, a spec (``digits``, ``mnist1d``, ``npz:PATH``,
+        ``tfds:NAME``; ``data_dir`` for tfds) or a mapping of arrays ``x_train, y_train,
+        x_test, y_test`` (optionally ``x_val, y_val``, else carved from the training split).
+      budget: compute, as a fraction of training every candidate for ``full_epochs``
+        (``0.2``, ``"20%"``), counted in training passes; finishing the winner is part of it.
+      full_epochs: length of full training, the same for every candidate.
+      seed: seed of the zoo, data splits, heads, batch order and posterior draws.
       verify: then train every candidate to the end and score the choice on test accuracy.
-      progress: show progress bars.
-      console: a ``rich.console.Console`` to print to (default: a new one).
-
-    Returns:
-      The payload of ``results.json``: ``chosen``, ``compute`` (``fraction``: training
-      passes spent over those of training everyone fully, without ``verify``; evaluation
-      and beta_eff passes apart), ``ranking`` rows (``name, mean, lower, upper, p_best,
-      epochs, measured, reason, true``, plus ``rank`` and ``note``), ``rounds``, ``winner``,
-      the settings, and with ``verify`` the scores.
+      out: save the run in ``out/<run>`` (``run`` defaults to :func:`run_name`): the same
+        settings resume there. None: a temporary folder, nothing saved (use :meth:`Selection.save`).
+      progress: show progress bars and print the table.
+      predictor: None for capjax's engine, or a name from :func:`select_predictors`.
+      features: the engine's feature groups (:data:`capjax.selection.engine.FEATURES`), ``"curve"`` first.
+      p_best_stop: the engine stops exploring once its leader's P(best) reaches this.
+      n, probe_widths: the zoo's size (zoos only) and the probe's widths.
+      cache_dir: pretrained-backbone cache (zoos).
+      console: a ``rich.console.Console`` to print to.
     """
-    if console is None:
-        from rich.console import Console
-
-        console = Console(width=140)
     fraction = parse_budget(budget)
     needs = None if predictor is None else check_predictor(predictor)
     features = tuple(features)
@@ -213,22 +252,49 @@ def select_zoo(
     method = predictor or ENGINE
     t0 = time.perf_counter()
     dataset = load_dataset(data, data_dir=data_dir, seed=seed)
-    candidates = make_zoo(zoo, data, n, seed=seed, probe_widths=probe_widths)
-    run_dir = Path(out) / (run or run_name(zoo, data, n, full_epochs, seed, fraction, method))
-    view = LiveView(candidates, dataset, full_epochs, run_dir / "sweep", progress=progress, cache_dir=cache_dir,
-                    **_sweep_options(needs, features))
-    smallest_budget_error(view, fraction)
-    console.print(
-        f"[bold]capjax select[/bold]: {len(candidates)} candidates ({zoo} zoo) on {dataset.name}, "
-        f"{fraction:.0%} of the compute of training all for {full_epochs} epochs, by "
-        f"{'capjax engine' if predictor is None else predictor} → {run_dir}"
-    )
+    candidates, label = _candidates(candidates, dataset, data, n, seed, probe_widths)
+    options = _sweep_options(needs, features)
+    _check_own_needs(candidates, options)
+    settings = {"full_epochs": full_epochs, "seed": seed, "budget": fraction, "method": method,
+                "features": list(features), "p_best_stop": p_best_stop}
+    with contextlib.ExitStack() as stack:
+        root = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        run_dir = root / (run or run_name(label, dataset, candidates, settings))
+        view = LiveView(candidates, dataset, full_epochs, run_dir / "sweep", progress=progress, cache_dir=cache_dir,
+                        **options)
+        smallest_budget_error(view, fraction)
+        if console is None and progress:
+            from rich.console import Console
+
+            console = Console(width=140)
+        if console is not None:
+            console.print(
+                f"[bold]capjax select[/bold]: {len(candidates)} candidates ({label}) on {dataset.name}, "
+                f"{fraction:.0%} of the compute of training all for {full_epochs} epochs, by "
+                f"{'capjax engine' if predictor is None else predictor}" + (f" → {run_dir}" if out is not None else "")
+            )
+        selection = _decide(view, candidates, dataset, predictor, needs, fraction, features, p_best_stop, seed, verify)
+    selection.payload.update(zoo=label, data=dataset.name, seed=seed, seconds=time.perf_counter() - t0,
+                             features=list(features) if predictor is None else None)
+    if out is not None:
+        selection.save(run_dir)
+    if console is not None:
+        report.print_summary(selection.payload, console)
+        if out is not None:
+            console.print(f"wrote {run_dir}: results.json, results.csv, the figures and winner/")
+    return selection
+
+
+def _decide(view: LiveView, candidates: list[Candidate], dataset: Dataset, predictor: str | None,
+            needs: Needs | None, fraction: float, features: tuple[str, ...], p_best_stop: float, seed: int,
+            verify: bool) -> Selection:
+    """The policy's decision on ``view``, its winner trained, and (``verify``) everyone scored."""
     if predictor is None:
         decision = _by_engine(view, fraction, features, p_best_stop, seed)
     else:
         decision = _by_predictor(view, predictor, needs, fraction, seed)
     chosen = decision["chosen"]
-    names = view.names
+    names, full_epochs = view.names, view.full_epochs
     reasons = {names[c]: why for c, why in enumerate(view.reasons()) if why}
     score = np.where(view.failed, np.nan, decision["mean"])
     rk = ranking(names, score, mean=decision["mean"], lower=decision["lower"], upper=decision["upper"],
@@ -237,36 +303,33 @@ def select_zoo(
     deciding, training = (float(sum(t)) for t in zip(*view.timings)) if view.timings else (0.0, 0.0)
     compute = {"fraction": view.fraction, "train_passes": view.spent, "train_passes_all_full": view.full_cost,
                **view.passes_eval_beta()}
-    winner_dir = run_dir / "winner"
-    report.save_params(winner_dir, trained_params(run_dir / "sweep", candidates, dataset, names[chosen]))
+    params = trained_params(view.sweep_dir, candidates, dataset, names[chosen])
     payload: dict[str, Any] = {
         "chosen": names[chosen],
         "compute": compute,
-        "method": method,
+        "method": predictor or ENGINE,
         "budget": fraction,
-        "zoo": zoo,
-        "data": dataset.name,
         "n_candidates": len(candidates),
         "full_epochs": full_epochs,
-        "features": list(features) if predictor is None else None,
-        "seed": seed,
         "winner": {"name": names[chosen], "epochs": int(epochs[chosen]),
-                   "val_acc": float(view.val_acc(full_epochs, [chosen])[0]), "params": str(winner_dir)},
+                   "val_acc": float(view.val_acc(full_epochs, [chosen])[0]), "params": "winner"},
         "rounds": [{"fraction": f, "p_best": p} for f, p in decision["rounds"]],
         # the policy's own time between rounds against the rounds' training (after the first)
         "round_seconds": {"deciding": deciding, "training": training},
     }
-    # what the selection saw, before --verify trains the rest
-    curves = {name: (np.arange(epochs[c] + 1),
-                     np.array([view.read("val_acc", e, [c])[0] for e in range(epochs[c] + 1)]))
-              for c, name in enumerate(names)}
-    truth = None
-    if verify:
-        truth = _verify(view, payload, rk, epochs)
+    # what the selection saw, before verify trains the rest
+    records = {name: {field: [report.number(view.read(field, e, [c])[0]) for e in range(epochs[c] + 1)]
+                      for field in RECORDED} for c, name in enumerate(names)}
+    truth = _verify(view, payload, rk, epochs) if verify else None
     payload["ranking"] = report.rows(rk, epochs, full_epochs, decision["notes"], truth)
-    payload["seconds"] = time.perf_counter() - t0
-    report.write(run_dir, payload, console, curves=curves, level=LEVEL)
-    return payload
+    payload["records"] = records
+    return Selection(payload, params, candidates[chosen].backbone)
+
+
+def select_zoo(*, zoo: str = "transfer", data: str = "digits", out: str | os.PathLike[str] = "results",
+               **options: Any) -> dict:
+    """:func:`select` of a zoo by name, saved under ``out``; returns ``results.json``'s payload."""
+    return select(zoo, data, out=out, **options).payload
 
 
 def _verify(view: View, payload: dict, rk: Any, epochs: np.ndarray) -> np.ndarray:
