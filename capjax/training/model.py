@@ -300,7 +300,9 @@ def train_epoch(
         p, s = carry
         t, rows = inputs
         k = jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(key), t))
-        (value, moved), grads = jax.value_and_grad(loss, has_aux=True)(p, x[rows], y[rows], k)
+        # integer leaves (an own backbone's random-stream counters and keys) get zero gradients
+        (value, moved), grads = jax.value_and_grad(loss, has_aux=True, allow_int=True)(p, x[rows], y[rows], k)
+        grads = jax.tree.map(lambda g, a: jnp.zeros_like(a) if g.dtype == jax.dtypes.float0 else g, grads, p)
         updates, s = tx.update(grads, s, p)
         return (optax.apply_updates(moved, updates), s), value
 
