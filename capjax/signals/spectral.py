@@ -41,7 +41,13 @@ class PowerLawFit(NamedTuple):
     n_tail: jax.Array
 
 
-def fit_power_law(eigenvalues: Any, *, min_tail: int = 10) -> PowerLawFit:
+KS_SIDES = ("both", "lower")
+"""Conventions of the KS distance: ``"both"`` sides of each step of the empirical CDF (the
+default: the exact supremum over the tail), or its ``"lower"`` side at the data points only,
+as the ``powerlaw`` package, and so WeightWatcher, computes it."""
+
+
+def fit_power_law(eigenvalues: Any, *, min_tail: int = 10, ks: str = "both") -> PowerLawFit:
     """Clauset et al. (2009) power-law fit of the upper tail of ``eigenvalues`` (docs/method.md §4).
 
     Non-positive values are ignored. For every candidate ``xmin = x_(i)`` (the sorted
@@ -51,28 +57,37 @@ def fit_power_law(eigenvalues: Any, *, min_tail: int = 10) -> PowerLawFit:
       ``alpha_i = 1 + m / sum_{x >= xmin} log(x / xmin)``                 (MLE)
       ``D_i = max_{x >= xmin} |F_emp(x) - (1 - (x / xmin)^(1 - alpha_i))|`` (KS)
 
-    and the fit is the candidate with the smallest D. The KS statistic takes both sides
-    of each step of the empirical CDF. O(n^2) work, O(n * 256) memory.
+    and the fit is the candidate with the smallest D. By default (``ks="both"``) the KS
+    statistic takes both sides of each step of the empirical CDF, ``i/m`` and
+    ``(i+1)/m``: the true supremum of ``|F_emp - F|``. ``ks="lower"`` reads only ``i/m`` at
+    each point, the convention of the ``powerlaw`` package that WeightWatcher calls. The
+    one-sided distance is smaller at the steps it skips, so it can pick another xmin, and
+    so another alpha, than the exact one. (It does not by itself reproduce ``powerlaw``
+    2.0.0: on t-distributed test matrices that package picks other xmins, whose MLE
+    alphas capjax matches.) O(n^2) work, O(n * 256) memory.
 
     Args:
       eigenvalues: (n,) non-negative eigenvalues (any scale: alpha is scale-free).
       min_tail: fewest tail points a candidate xmin may leave; too short a tail lets the
         KS distance pick a few extreme points by chance.
+      ks: ``"both"`` or ``"lower"`` (:data:`KS_SIDES`).
 
     Returns:
       :class:`PowerLawFit`; all NaN when fewer than ``min_tail`` eigenvalues are > 0.
     """
+    if ks not in KS_SIDES:
+        raise CapjaxInputError(f"ks is {ks!r}; pass one of {KS_SIDES}")
     x = jnp.asarray(eigenvalues)
     if x.ndim != 1:
         raise CapjaxInputError(f"eigenvalues has shape {x.shape}; pass a 1-D spectrum")
     # Zeros never enter a tail, so padding with them changes nothing; it lets layers of
     # different widths share one compiled fit per power-of-two size.
     size = 1 << max(int(x.shape[0]) - 1, 1).bit_length()
-    return _fit_power_law(jnp.pad(x, (0, size - x.shape[0])), min_tail)
+    return _fit_power_law(jnp.pad(x, (0, size - x.shape[0])), min_tail, ks == "both")
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _fit_power_law(x: jax.Array, min_tail: int) -> PowerLawFit:
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _fit_power_law(x: jax.Array, min_tail: int, both: bool) -> PowerLawFit:
     x = jnp.sort(x)
     n = x.shape[0]
     positive = x > 0
@@ -91,7 +106,7 @@ def _fit_power_law(x: jax.Array, min_tail: int) -> PowerLawFit:
         cdf = 1.0 - jnp.exp((1.0 - alpha[i]) * (log_x - log_x[i]))
         upper = (idx - i + 1) / m[i]
         lower = (idx - i) / m[i]
-        gap = jnp.maximum(jnp.abs(upper - cdf), jnp.abs(cdf - lower))
+        gap = jnp.maximum(jnp.abs(upper - cdf), jnp.abs(cdf - lower)) if both else jnp.abs(cdf - lower)
         return jnp.max(jnp.where(in_tail, gap, 0.0))
 
     dist = jnp.where(valid, jax.lax.map(ks, idx, batch_size=256), jnp.inf)
@@ -122,7 +137,7 @@ def esd(weight: Any) -> jax.Array:
     return s * s / max(w.shape)
 
 
-def layer_alphas(params: Any, *, min_tail: int = 10) -> dict[str, float]:
+def layer_alphas(params: Any, *, min_tail: int = 10, ks: str = "both") -> dict[str, float]:
     """Power-law alpha of every weight matrix in a parameter pytree (docs/method.md §4).
 
     Every leaf with ndim >= 2 (dense kernels, conv kernels reshaped as in :func:`esd`,
@@ -131,7 +146,7 @@ def layer_alphas(params: Any, *, min_tail: int = 10) -> dict[str, float]:
 
     Args:
       params: pytree of arrays, e.g. a Flax ``params`` dict.
-      min_tail: see :func:`fit_power_law`.
+      min_tail, ks: see :func:`fit_power_law`.
 
     Returns:
       {pytree path (``jax.tree_util.keystr``): alpha}, in tree order.
@@ -140,7 +155,7 @@ def layer_alphas(params: Any, *, min_tail: int = 10) -> dict[str, float]:
     alphas = {}
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         if np.ndim(leaf) >= 2:
-            fit = fit_power_law(esd(leaf), min_tail=min_tail)
+            fit = fit_power_law(esd(leaf), min_tail=min_tail, ks=ks)
             alphas[jax.tree_util.keystr(path)] = float(fit.alpha)
     if not alphas:
         raise CapjaxInputError(

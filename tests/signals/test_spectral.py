@@ -72,3 +72,11 @@ def test_layer_alphas_over_a_params_tree():
         layer_alphas({"bias": np.zeros(3)})
     with pytest.raises(CapjaxInputError, match="NaN"):
         layer_alphas({"kernel": np.full((4, 4), np.nan)})
+
+
+def test_the_one_sided_ks_convention_never_exceeds_the_exact_distance():
+    x = np.random.default_rng(1).pareto(2.0, 300) + 1.0
+    both, lower = fit_power_law(x), fit_power_law(x, ks="lower")
+    assert float(lower.ks) <= float(both.ks) + 1e-7
+    with pytest.raises(CapjaxInputError, match="ks is 'left'"):
+        fit_power_law(x, ks="left")
