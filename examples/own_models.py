@@ -20,8 +20,8 @@ import capjax
 class Residual(nnx.Module):
     """conv -> two residual blocks (conv, BatchNorm, ReLU) -> global average pool."""
 
-    def __init__(self, width: int, rngs: nnx.Rngs):
-        self.stem = nnx.Conv(1, width, (3, 3), rngs=rngs)
+    def __init__(self, width: int, rngs: nnx.Rngs, channels: int = 1):
+        self.stem = nnx.Conv(channels, width, (3, 3), rngs=rngs)
         self.convs = nnx.List([nnx.Conv(width, width, (3, 3), rngs=rngs) for _ in range(2)])
         self.norms = nnx.List([nnx.BatchNorm(width, momentum=0.9, rngs=rngs) for _ in range(2)])
 
@@ -35,8 +35,8 @@ class Residual(nnx.Module):
 class VGG(nnx.Module):
     """two blocks of (conv, conv, max-pool), flattened."""
 
-    def __init__(self, width: int, rngs: nnx.Rngs):
-        chans = [1, width, width, 2 * width, 2 * width]
+    def __init__(self, width: int, rngs: nnx.Rngs, channels: int = 1):
+        chans = [channels, width, width, 2 * width, 2 * width]
         self.convs = nnx.List([nnx.Conv(a, b, (3, 3), rngs=rngs) for a, b in zip(chans[:-1], chans[1:], strict=True)])
 
     def __call__(self, x):
@@ -51,8 +51,8 @@ class VGG(nnx.Module):
 class Separable(nnx.Module):
     """depthwise 3x3 then pointwise 1x1 convolutions, twice, with Dropout."""
 
-    def __init__(self, width: int, rngs: nnx.Rngs):
-        self.stem = nnx.Conv(1, width, (3, 3), rngs=rngs)
+    def __init__(self, width: int, rngs: nnx.Rngs, channels: int = 1):
+        self.stem = nnx.Conv(channels, width, (3, 3), rngs=rngs)
         self.depthwise = nnx.List([nnx.Conv(width, width, (3, 3), feature_group_count=width, rngs=rngs)
                                    for _ in range(2)])
         self.pointwise = nnx.List([nnx.Conv(width, width, (1, 1), rngs=rngs) for _ in range(2)])
@@ -65,10 +65,11 @@ class Separable(nnx.Module):
         return self.dropout(nnx.avg_pool(h, (2, 2), (2, 2)).reshape(h.shape[0], -1))
 
 
-def build() -> dict[str, capjax.Model]:
-    """The six candidates; also usable as ``capjax select --candidates examples/own_models.py:build``."""
+def build(width: int = 8, channels: int = 1) -> dict[str, capjax.Model]:
+    """The six candidates (inputs with ``channels`` channels); also ``capjax select --candidates
+    examples/own_models.py:build``."""
     families = {"residual": Residual, "vgg": VGG, "separable": Separable}
-    return {f"{name}-lr{lr:g}": capjax.Model(family(8, nnx.Rngs(k)), lr=lr)
+    return {f"{name}-lr{lr:g}": capjax.Model(family(width, nnx.Rngs(k), channels), lr=lr)
             for k, (name, family) in enumerate(families.items()) for lr in (1e-3, 3e-3)}
 
 

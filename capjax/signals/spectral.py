@@ -60,11 +60,11 @@ def fit_power_law(eigenvalues: Any, *, min_tail: int = 10, ks: str = "both") -> 
     and the fit is the candidate with the smallest D. By default (``ks="both"``) the KS
     statistic takes both sides of each step of the empirical CDF, ``i/m`` and
     ``(i+1)/m``: the true supremum of ``|F_emp - F|``. ``ks="lower"`` reads only ``i/m`` at
-    each point, the convention of the ``powerlaw`` package that WeightWatcher calls. The
-    one-sided distance is smaller at the steps it skips, so it can pick another xmin, and
-    so another alpha, than the exact one. (It does not by itself reproduce ``powerlaw``
-    2.0.0: on t-distributed test matrices that package picks other xmins, whose MLE
-    alphas capjax matches.) O(n^2) work, O(n * 256) memory.
+    each point, the convention of WeightWatcher 0.7.7's default fit and of ``powerlaw``
+    1.5's ``Fit``; with ``min_tail=2`` (they try every xmin but the largest) it reproduces
+    their alpha. The one-sided distance is smaller at the steps it skips, so it can pick
+    another xmin, and so another alpha, than the exact one (docs/method.md §4).
+    O(n^2) work, O(n * 256) memory.
 
     Args:
       eigenvalues: (n,) non-negative eigenvalues (any scale: alpha is scale-free).
@@ -146,7 +146,8 @@ def layer_alphas(params: Any, *, min_tail: int = 10, ks: str = "both") -> dict[s
 
     Args:
       params: pytree of arrays, e.g. a Flax ``params`` dict.
-      min_tail, ks: see :func:`fit_power_law`.
+      min_tail, ks: see :func:`fit_power_law`; ``ks="lower", min_tail=2`` gives
+        WeightWatcher's alphas.
 
     Returns:
       {pytree path (``jax.tree_util.keystr``): alpha}, in tree order.

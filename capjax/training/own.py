@@ -104,7 +104,7 @@ def own_candidates(models: Any, dataset: Dataset, *, seed: int = 0,
     too_big = [c.name for c in out if c.batch_size > len(dataset.y_train)]
     if too_big:
         raise CapjaxInputError(f"candidates {too_big} have batch_size above the {len(dataset.y_train)} training "
-                               "examples; lower their batch_size")
+                               "examples; lower their batch_size, e.g. capjax.Model(backbone, batch_size=32)")
     return check_candidates(out)
 
 

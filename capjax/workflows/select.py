@@ -55,6 +55,8 @@ DEFAULT_BUDGET = "20%"
 ENGINE = "engine"
 """The name ``results.json`` gives capjax's engine as the method (``predictor=None``)."""
 LEVEL = 0.9
+PROBE_BATCH = 256
+"""Examples in the fixed probe batch of beta_eff and the transferability signals."""
 RECORDED = ("val_acc", "val_loss", "train_loss")
 """The per-epoch fields a :class:`Selection` keeps of every candidate, up to its paid epoch."""
 
@@ -186,6 +188,18 @@ def run_name(label: str, dataset: Dataset, candidates: list[Candidate], settings
             f"{settings['method']}-{digest}")
 
 
+def _check_run_dir(run_dir: Path, settings: str) -> None:
+    """A run folder holds one selection: another one's settings may not overwrite it."""
+    path = run_dir / "results.json"
+    if path.is_file():
+        old = json.loads(path.read_text()).get("settings")
+        if old != settings:
+            raise CapjaxInputError(
+                f"{run_dir} holds a selection with other settings ({old}); pass another --run, or none to "
+                "get a folder named by these settings"
+            )
+
+
 def _check_own_needs(candidates: list[Candidate], options: dict[str, Any]) -> None:
     fields = sorted(set(options.get("record_fns") or ()) & set(BUILTIN_ONLY_FIELDS))
     if fields and is_own(candidates):
@@ -253,13 +267,15 @@ def select(
     t0 = time.perf_counter()
     dataset = load_dataset(data, data_dir=data_dir, seed=seed)
     candidates, label = _candidates(candidates, dataset, data, n, seed, probe_widths)
-    options = _sweep_options(needs, features)
+    # a small training split is the whole probe batch rather than an error
+    options = {**_sweep_options(needs, features), "probe_batch": min(PROBE_BATCH, len(dataset.y_train))}
     _check_own_needs(candidates, options)
     settings = {"full_epochs": full_epochs, "seed": seed, "budget": fraction, "method": method,
                 "features": list(features), "p_best_stop": p_best_stop}
     with contextlib.ExitStack() as stack:
         root = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         run_dir = root / (run or run_name(label, dataset, candidates, settings))
+        _check_run_dir(run_dir, run_name(label, dataset, candidates, settings))
         view = LiveView(candidates, dataset, full_epochs, run_dir / "sweep", progress=progress, cache_dir=cache_dir,
                         **options)
         smallest_budget_error(view, fraction)
@@ -275,7 +291,8 @@ def select(
             )
         selection = _decide(view, candidates, dataset, predictor, needs, fraction, features, p_best_stop, seed, verify)
     selection.payload.update(zoo=label, data=dataset.name, seed=seed, seconds=time.perf_counter() - t0,
-                             features=list(features) if predictor is None else None)
+                             features=list(features) if predictor is None else None,
+                             settings=run_name(label, dataset, candidates, settings))
     if out is not None:
         selection.save(run_dir)
     if console is not None:

@@ -80,3 +80,22 @@ def test_the_one_sided_ks_convention_never_exceeds_the_exact_distance():
     assert float(lower.ks) <= float(both.ks) + 1e-7
     with pytest.raises(CapjaxInputError, match="ks is 'left'"):
         fit_power_law(x, ks="left")
+
+
+def test_the_lower_convention_reproduces_the_powerlaw_package_weightwatcher_calls():
+    """powerlaw 1.5's ``Fit(evals)`` (WeightWatcher 0.7.7's default fit for >= 20 eigenvalues)
+    tries every xmin but the largest and reads the empirical CDF at i/m: ``ks="lower", min_tail=2``."""
+    powerlaw = pytest.importorskip("powerlaw")
+    import contextlib
+    import io
+    import warnings
+
+    rng = np.random.default_rng(0)
+    for dof in range(3, 8):
+        w = {"kernel": rng.standard_t(dof, size=(200, 80)).astype(np.float32)}
+        ev = np.sort(np.asarray(esd(w["kernel"]), np.float64))
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = powerlaw.Fit(ev, verbose=False).alpha
+        (alpha,) = layer_alphas(w, ks="lower", min_tail=2).values()
+        assert alpha == pytest.approx(reference, rel=1e-4)

@@ -80,6 +80,11 @@ def test_own_models_mixed_in_one_call_are_selected_verified_saved_and_loaded(tmp
     assert again.chosen == sel.chosen and len(list(tmp_path.iterdir())) == 1
     with pytest.raises(CapjaxInputError, match="no results.json"):
         capjax.load_selection(tmp_path / "nothing")
+    # a named run folder is never overwritten by other settings
+    with pytest.raises(CapjaxInputError, match="holds a selection with other settings.*pass another --run"):
+        capjax.select(_models(), _arrays(), budget=0.4, full_epochs=8, out=tmp_path, run=run_dir.name, progress=False)
+    with pytest.raises(CapjaxInputError, match="reads \\['spectral_alpha'\\] from the layer list"):
+        capjax.select(_models(), _arrays(), full_epochs=8, budget=0.5, predictor="spectral_alpha", progress=False)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -119,3 +124,36 @@ def test_the_own_models_example_runs(capsys, monkeypatch):
     runpy.run_path(str(EXAMPLES / "own_models.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "chosen" in out and "regret" in out
+
+
+def test_the_tfds_recipe_selects_on_a_prepared_array_record_dataset(tmp_path, capsys):
+    import PIL.Image
+    import tensorflow_datasets as tfds
+
+    class CapjaxTinyCifar(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        """32x32 RGB images, 10 classes: CIFAR-10's format, 100 train and 30 test examples."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = {"image": tfds.features.Image(shape=(32, 32, 3)), "label": tfds.features.ClassLabel(num_classes=10)}
+            return tfds.core.DatasetInfo(builder=self, supervised_keys=("image", "label"),
+                                         features=tfds.features.FeaturesDict(features))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(0, 100), "test": self._generate_examples(100, 30)}
+
+        def _generate_examples(self, start, n):
+            rng = np.random.default_rng(start)
+            for i in range(start, start + n):
+                pixels = rng.integers(0, 64, (32, 32, 3), dtype=np.uint8) + np.uint8(19 * (i % 10))
+                yield i, {"image": PIL.Image.fromarray(pixels), "label": i % 10}
+
+    CapjaxTinyCifar(data_dir=tmp_path / "tfds", file_format="array_record").download_and_prepare()
+    recipe = runpy.run_path(str(EXAMPLES / "tfds_cifar10.py"))
+    sel = recipe["main"](["--name", "capjax_tiny_cifar", "--data-dir", str(tmp_path / "tfds"), "--width", "4",
+                          "--full-epochs", "2", "--budget", "100%", "--out", str(tmp_path / "out")])
+    assert sel.payload["data"] == "capjax_tiny_cifar" and len(sel.ranking) == 6
+    assert "chosen" in capsys.readouterr().out
+    with pytest.raises(CapjaxInputError, match="tfds build cifar10"):
+        recipe["main"](["--data-dir", str(tmp_path / "empty")])
