@@ -136,7 +136,8 @@ def test_the_tfds_recipe_selects_on_a_prepared_array_record_dataset(tmp_path, ca
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            features = {"image": tfds.features.Image(shape=(32, 32, 3)), "label": tfds.features.ClassLabel(num_classes=10)}
+            features = {"image": tfds.features.Image(shape=(32, 32, 3)),
+                        "label": tfds.features.ClassLabel(num_classes=10)}
             return tfds.core.DatasetInfo(builder=self, supervised_keys=("image", "label"),
                                          features=tfds.features.FeaturesDict(features))
 
