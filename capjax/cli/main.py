@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(select)
     select.add_argument(
-        "--run", default=None, help="run name (default: derived from zoo, data, size, seed, budget and method)"
+        "--run", default=None, help="run folder name (default: the settings and a hash of everything that changes the result)"
     )
     select.add_argument(
         "--candidates",

@@ -163,8 +163,9 @@ def _candidates(candidates: Any, dataset: Any, data: Any, n: int | None, seed: i
                 probe_widths: tuple[int, ...] | None) -> tuple[list[Candidate], str]:
     """The candidates and their label in run names: a zoo by name, Candidates, or your own models."""
     if isinstance(candidates, str):
-        label = data if isinstance(data, str) else dataset.name
-        return make_zoo(candidates, label, n, seed=seed, probe_widths=probe_widths), f"{candidates}-n{n or 'default'}"
+        zoo = make_zoo(candidates, data if isinstance(data, str) else dataset.name, n, seed=seed,
+                       probe_widths=probe_widths)
+        return zoo, f"{candidates}-n{len(zoo)}"
     if isinstance(candidates, list | tuple) and candidates and all(isinstance(c, Candidate) for c in candidates):
         return check_candidates(candidates), f"zoo{len(candidates)}"
     own = own_candidates(candidates, dataset, seed=seed, probe_widths=probe_widths)
