@@ -18,6 +18,10 @@ class CapjaxInputError(ValueError):
     """Bad input to a capjax function; the message says what is wrong and how to fix it."""
 
 
+class CapjaxWarning(UserWarning):
+    """Something was repaired or worked around (a torn checkpoint, a corrupt cache entry); the run goes on."""
+
+
 def is_concrete(*xs: Any) -> bool:
     """True when no leaf of ``xs`` is a JAX tracer (we are not inside jit/vmap/grad)."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(xs))

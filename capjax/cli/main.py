@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(select)
     select.add_argument(
-        "--run", default=None, help="run folder name (default: the settings and a hash of everything that changes the result)"
+        "--run", default=None,
+        help="run folder name (default: the settings and a hash of everything that changes the result)"
     )
     select.add_argument(
         "--candidates",
@@ -200,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_job.bench(**_common(args), budgets=args.budgets, predictors=args.predictors)
     except CapjaxInputError as err:
         print(f"capjax: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a filesystem fault outside the writes capjax words itself: still one line
+        print(f"capjax: error: {err.strerror or err} ({err.filename or 'a file'}); fix the disk or the path "
+              "(--out, --cache-dir, --data-dir) and rerun: finished epochs are kept", file=sys.stderr)
         return 2
     return 0
 

@@ -8,10 +8,13 @@ asked). Appends are whole lines, flushed and fsynced; other files are replaced a
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import gzip
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from capjax.base.validation import CapjaxInputError
@@ -20,6 +23,77 @@ RECORDS_FILE = "records.jsonl"
 MANIFEST_FILE = "sweep.json"
 CHECKPOINT_DIR = "ckpt"
 SNAPSHOT_DIR = "snapshots"
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path, *, wait: bool = False, flag: str = "--out") -> Iterator[None]:
+    """Hold an OS lock (``fcntl.flock``) on ``folder/.lock`` while the block runs.
+
+    The kernel releases it when the holder exits for any reason, ``kill -9`` included,
+    so a stale lock cannot outlive its run. ``wait=False`` refuses at once, naming the
+    holder's pid; ``wait=True`` (shared caches) waits for it. ``flag`` names the setting
+    in the error ("--out").
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        why = os_reason(err)
+        raise CapjaxInputError(f"{flag} {folder} cannot be written ({why}); pass a writable {flag}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise CapjaxInputError(
+                f"another capjax run (pid {pid}) is using {folder}; wait for it to finish or pass another {flag}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+_STORAGE_CODES = ("RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "No space", "Read-only", "Permission denied")
+"""How tensorstore (under orbax) words a filesystem failure inside a ValueError."""
+
+
+@contextlib.contextmanager
+def written(folder: Path, what: str) -> Iterator[None]:
+    """Turn a failed write of ``what`` under ``folder`` into a one-line error that says what to do."""
+    try:
+        yield
+        return
+    except OSError as err:
+        reason = os_reason(err)
+    except ValueError as err:
+        if not any(code in str(err) for code in _STORAGE_CODES):
+            raise
+        reason = str(err).strip().splitlines()[0][:160]
+    raise CapjaxInputError(
+        f"writing the {what} in {folder} failed ({reason}); free disk space or fix its permissions and rerun: "
+        "finished epochs are kept"
+    ) from None
+
+
+def writable(folder: Path, flag: str) -> None:
+    """Create ``folder`` and write a file in it, or raise a one-line error naming ``flag``."""
+    probe = Path(folder) / f".capjax-write-test-{os.getpid()}"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        why = os_reason(err)
+        raise CapjaxInputError(f"{flag} {folder} cannot be written ({why}); pass a writable {flag}") from None
+
+
+def os_reason(err: OSError) -> str:
+    """A short reason of a filesystem error, e.g. "No space left on device"."""
+    return err.strerror or errno.errorcode.get(err.errno or 0, type(err).__name__)
 
 
 def read_lines(path: Path) -> tuple[list[dict], bool]:
@@ -70,7 +144,19 @@ def append_lines(path: Path, records: Sequence[dict]) -> None:
 
 
 def read_manifest(out_dir: Path) -> dict | None:
-    """The sweep's manifest, or None when ``out_dir`` holds no sweep yet."""
+    """The sweep's manifest, or None when ``out_dir`` holds no sweep yet.
+
+    Raises:
+      CapjaxInputError: when the file is not JSON (torn or edited); rerunning the sweep
+        rebuilds it from what the records prove.
+    """
     path = out_dir / MANIFEST_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CapjaxInputError(
+            f"{path} is not valid JSON (torn or edited); rerun the sweep on {out_dir} to rebuild it"
+        ) from None
 

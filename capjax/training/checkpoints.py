@@ -10,6 +10,7 @@ cover before it builds anything.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,10 +34,23 @@ class Checkpoints:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=2, enable_async_checkpointing=False, cleanup_tmp_directories=True
         )
-        self.manager = ocp.CheckpointManager(path.absolute(), options=options)
+        self.path = path.absolute()
+        self.manager = ocp.CheckpointManager(self.path, options=options)
 
     def latest(self) -> int | None:
         return self.manager.latest_step()
+
+    def steps(self) -> list[int]:
+        """Every saved step, oldest first (at most two: each save keeps the newest two)."""
+        return sorted(self.manager.all_steps())
+
+    def delete(self, step: int) -> None:
+        """Remove checkpoint ``step`` (an unusable one, so that resuming goes past it)."""
+        try:
+            self.manager.delete(step)
+        except Exception:  # noqa: BLE001 - a torn step may confuse orbax; removing its folder is enough
+            shutil.rmtree(self.path / str(step), ignore_errors=True)
+        self.manager.reload()
 
     def save(self, step: int, states: Mapping[str, tuple[tuple, np.ndarray, np.ndarray]]) -> None:
         """Save ``{group id: (state, alive, epoch)}`` as checkpoint ``step``.

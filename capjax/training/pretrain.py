@@ -14,16 +14,20 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from capjax.base.validation import CapjaxInputError
+from capjax.base.validation import CapjaxInputError, CapjaxWarning
 from capjax.data.dataset import Dataset
+from capjax.records.files import exclusive, written
 from capjax.signals.zerocost import cross_entropy
 from capjax.training.model import (
     apply_head,
@@ -174,29 +178,42 @@ def pretrain_backbones(
     fingerprint = data_fingerprint(dataset) if lineages else ""
     import orbax.checkpoint as ocp  # here: orbax is heavy and only pretraining needs it
 
+    if not lineages:
+        return out
     checkpointer = ocp.StandardCheckpointer()
-    try:
-        for members in lineages.values():
-            first = members[0]
-            paths = {b: _cache_path(cache_dir, first, b, fingerprint, shape)
-                     for b in sorted({c.pretrain_epochs for c in members})}
-            missing = [b for b, p in paths.items() if not p.exists()]
-            trained = _pretrain_lineage(first, out[first.name], dataset, missing) if missing else {}
-            backbones = {}
-            for b, path in paths.items():
-                if b in trained:
-                    backbones[b] = trained[b]
-                    checkpointer.save(path.absolute(), trained[b], force=True)
-                    checkpointer.wait_until_finished()
-                else:
-                    backbones[b] = checkpointer.restore(path.absolute(), out[first.name])
-            for c in members:
-                out[c.name] = backbones[c.pretrain_epochs]
-            if on_lineage is not None:
-                on_lineage()
-    finally:
-        checkpointer.close()
+    # shared by every run that uses this cache: one writer at a time, the others wait
+    with exclusive(cache_dir, wait=True, flag="--cache-dir"):
+        try:
+            for members in lineages.values():
+                first = members[0]
+                paths = {b: _cache_path(cache_dir, first, b, fingerprint, shape)
+                         for b in sorted({c.pretrain_epochs for c in members})}
+                backbones = {b: _load_entry(checkpointer, p, out[first.name]) for b, p in paths.items() if p.exists()}
+                missing = [b for b in paths if backbones.get(b) is None]
+                trained = _pretrain_lineage(first, out[first.name], dataset, missing) if missing else {}
+                for b, params in trained.items():
+                    with written(paths[b].parent, "pretrained backbone"):
+                        checkpointer.save(paths[b].absolute(), params, force=True)
+                        checkpointer.wait_until_finished()
+                    backbones[b] = params
+                for c in members:
+                    out[c.name] = backbones[c.pretrain_epochs]
+                if on_lineage is not None:
+                    on_lineage()
+        finally:
+            checkpointer.close()
     return out
+
+
+def _load_entry(checkpointer: Any, path: Path, like: dict) -> dict | None:
+    """A cached backbone, or None after deleting an unreadable entry (it is then retrained)."""
+    try:
+        return checkpointer.restore(path.absolute(), like)
+    except Exception as err:  # noqa: BLE001 - orbax reports a torn entry in many ways; any means "rebuild"
+        warnings.warn(f"pretraining cache entry {path} is unreadable ({type(err).__name__}); deleting and "
+                      "rebuilding it", CapjaxWarning, stacklevel=4)
+        shutil.rmtree(path, ignore_errors=True)
+        return None
 
 
 def pretrain_backbone(

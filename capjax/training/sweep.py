@@ -54,7 +54,6 @@ candidate's seed and ``e``, and the group programs are the same. A rerun with la
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -72,16 +71,7 @@ from capjax.capacitance.dynamics import INTERACTIONS
 from capjax.data.dataset import Dataset
 from capjax.data.sources import load_dataset
 from capjax.records.fields import BUILTIN_FIELDS, beta_field
-from capjax.records.files import (
-    CHECKPOINT_DIR,
-    MANIFEST_FILE,
-    RECORDS_FILE,
-    SNAPSHOT_DIR,
-    append_lines,
-    atomic_write,
-    read_lines,
-    read_manifest,
-)
+from capjax.records.files import CHECKPOINT_DIR, RECORDS_FILE, SNAPSHOT_DIR, append_lines, exclusive, written
 from capjax.records.sweep import SweepResult, load_sweep
 from capjax.training.checkpoints import Checkpoints
 from capjax.training.groups import (
@@ -98,6 +88,7 @@ from capjax.training.groups import (
 from capjax.training.model import epoch_batches, epoch_keys
 from capjax.training.pretrain import data_fingerprint, n_lineages, pretrain_backbones
 from capjax.training.recorders import RecordFn, SweepContext
+from capjax.training.resume import Resume, check_manifest, resume_point
 from capjax.training.spec import DROPOUT_STREAM, FINETUNE_STREAM, Candidate, check_candidates
 
 BETA_COST: dict[str, int] = {"coupling": 2, "hessian": 3}
@@ -107,25 +98,6 @@ BETA_COST: dict[str, int] = {"coupling": 2, "hessian": 3}
 def train_passes_per_epoch(n_train: int, batch_size: int) -> int:
     """Training passes of one epoch: forward and backward over the whole batches only."""
     return 2 * (n_train // batch_size) * batch_size
-
-
-def _check_manifest(out_dir: Path, manifest: dict) -> None:
-    """Write the manifest of a new sweep, or check a resumed one matches it."""
-    old = read_manifest(out_dir)
-    if old is None:
-        atomic_write(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
-        return
-
-    def comparable(m: dict, field: str) -> Any:
-        value = m.get(field)
-        return sorted(value, key=lambda d: d["name"]) if field == "candidates" else value
-
-    for field in manifest:
-        if comparable(old, field) != comparable(manifest, field):
-            raise CapjaxInputError(
-                f"{out_dir} holds a sweep with different {field}; pass a new out_dir, or the "
-                "same candidates, dataset and settings to resume or extend that sweep"
-            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,8 +110,21 @@ def _number(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _divergence(values: Mapping[str, float], params_finite: bool, epoch: int) -> str | None:
-    """Why a candidate counts as diverged after ``epoch``, or None if it has not."""
+LOSS_BLOWUP = 1e3
+"""A validation loss above this multiple of its epoch-0 value marks a candidate diverged."""
+CHANCE_MARGIN, LEARNED_MARGIN = 0.02, 0.1
+"""Validation accuracy back within ``CHANCE_MARGIN`` of chance (1/K), after it had been
+``LEARNED_MARGIN`` above it, marks a candidate diverged."""
+
+
+def _divergence(values: Mapping[str, float], params_finite: bool, epoch: int, history: tuple[float, float],
+                num_classes: int) -> str | None:
+    """Why a candidate counts as diverged after ``epoch``, or None if it has not.
+
+    ``history`` is its ``(validation loss at epoch 0, best validation accuracy so far)``.
+    Beyond NaN/inf, divergence by magnitude: a loss that blew up, or an accuracy that
+    collapsed back to chance after the candidate had learned.
+    """
     when = "at initialisation" if epoch == 0 else f"in epoch {epoch}"
     fix = "; lower the learning rate or the init scale"
     losses = [("validation loss", values["val_loss"])]
@@ -148,7 +133,17 @@ def _divergence(values: Mapping[str, float], params_finite: bool, epoch: int) ->
     for what, value in losses:
         if not math.isfinite(value):
             return f"{what} is {value} {when}{fix}"
-    return None if params_finite else f"parameters hold NaN/inf {when}{fix}"
+    if not params_finite:
+        return f"parameters hold NaN/inf {when}{fix}"
+    loss0, peak = history
+    if epoch > 0 and values["val_loss"] > LOSS_BLOWUP * loss0:
+        return (f"validation loss {values['val_loss']:.3g} {when} is over {LOSS_BLOWUP:g} times its {loss0:.3g} "
+                f"at epoch 0{fix}")
+    chance = 1 / num_classes
+    if peak >= chance + LEARNED_MARGIN and values["val_acc"] <= chance + CHANCE_MARGIN:
+        return (f"validation accuracy fell back to chance ({values['val_acc']:.3f}, K = {num_classes}) {when} after "
+                f"reaching {peak:.3f}{fix}")
+    return None
 
 
 def _scalar(name: str, value: Any) -> float | None:
@@ -168,17 +163,6 @@ def _save_snapshot(out_dir: Path, name: str, epoch: int, params: dict) -> None:
     tmp = folder / f"{epoch:04d}.tmp.npy"
     np.save(tmp, np.asarray(flat, np.float32))
     os.replace(tmp, folder / f"{epoch:04d}.npy")
-
-
-def _drop_unconfirmed(path: Path, confirmed: Mapping[str, int]) -> None:
-    """Drop each candidate's records after its checkpointed epoch, and a torn last line.
-
-    ``confirmed`` maps a name to the last epoch its checkpoint holds (absent: none).
-    """
-    records, torn = read_lines(path)
-    keep = [r for r in records if r["epoch"] <= confirmed.get(r["name"], -1)]
-    if torn or len(keep) != len(records):
-        atomic_write(path, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,8 +195,9 @@ class GroupRun:
     """One group on its mesh: its state, each member's epoch, and a tick of training and records."""
 
     def __init__(self, job: _Job, group: Group, state: tuple, alive: np.ndarray, at: np.ndarray,
-                 data: PlacedData):
+                 data: PlacedData, history: Mapping[str, tuple[float, float]]):
         self.job, self.group, self.alive, self.at, self.data = job, group, alive, at, data
+        self.history = {c.name: history.get(c.name, (math.nan, -math.inf)) for c in group.members}
         self.steps = group_steps(group.members[0].group_key, job.interactions, group.mesh)
         self.params, self.opt_state = on_candidates(state, group.mesh)
         self.seeds = np.array([c.seed for c in group.lanes], np.int32)
@@ -280,7 +265,9 @@ class GroupRun:
             values = {"train_loss": train_loss[i], "val_loss": losses[i, 0],
                       "val_acc": accs[i, 0], "test_loss": losses[i, 1], "test_acc": accs[i, 1]}
             values = {k: float(v) for k, v in values.items()}
-            reason = _divergence(values, bool(finite[i]), e)
+            loss0, peak = self.history[c.name]
+            reason = _divergence(values, bool(finite[i]), e, (loss0, peak), job.dataset.num_classes)
+            self.history[c.name] = (values["val_loss"] if e == 0 else loss0, max(peak, values["val_acc"]))
             if reason is not None:
                 self.alive[i] = False
                 records.append({"name": c.name, "epoch": e, "failed": True, "reason": reason})
@@ -414,8 +401,7 @@ def run_sweep(
         dataset, interactions, probe_batch, record_fns, candidates
     )
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out_dir, {
+    manifest = {
         "candidates": [c.to_dict() for c in candidates],
         "dataset": {"name": dataset.name, "fingerprint": data_fingerprint(dataset),
                     "n_val": len(dataset.y_val), "n_test": len(dataset.y_test)},
@@ -423,35 +409,32 @@ def run_sweep(
         "probe_batch": int(probe_batch),
         "record_fns": sorted(record_fns),
         "snapshot_params": bool(snapshot_params),
-    })
+    }
     job = _Job(dataset, targets, out_dir, interactions, int(probe_batch), record_fns,
                bool(snapshot_params))
     groups = plan_groups(candidates, list(devices) if devices is not None else jax.devices())
-    ckpt = Checkpoints(out_dir / CHECKPOINT_DIR)
-    try:
-        last = ckpt.latest()
-        progress_of = {} if last is None else ckpt.progress(last)
-        confirmed = {c.name: int(at) for g in groups if g.gid in progress_of
-                     for c, at in zip(g.members, progress_of[g.gid][1], strict=True)}
-        _drop_unconfirmed(out_dir / RECORDS_FILE, confirmed)
-        todo = [c for g in groups for i, c in enumerate(g.members)
-                if g.gid not in progress_of
-                or (progress_of[g.gid][0][i] and progress_of[g.gid][1][i] < targets[c.name])]
-        if todo:
-            _run_epochs(job, groups, ckpt, last, progress_of, cache_dir, progress)
-    finally:
-        ckpt.close()
+    with exclusive(out_dir, flag="out_dir"):
+        check_manifest(out_dir, manifest)
+        ckpt = Checkpoints(out_dir / CHECKPOINT_DIR)
+        try:
+            start = resume_point(out_dir, ckpt, {g.gid: [c.name for c in g.members] for g in groups},
+                                 lambda: {g.gid: (template(g, dataset), len(g.members)) for g in groups})
+            todo = [c for g in groups for i, c in enumerate(g.members)
+                    if g.gid not in start.progress
+                    or (start.progress[g.gid][0][i] and start.progress[g.gid][1][i] < targets[c.name])]
+            if todo:
+                _run_epochs(job, groups, ckpt, start, cache_dir, progress)
+        finally:
+            ckpt.close()
     return load_sweep(out_dir)
 
 
-def _run_epochs(
-    job: _Job, groups: Sequence[Group], ckpt: Checkpoints, last: int | None,
-    progress_of: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    cache_dir: str | os.PathLike[str] | None, progress: bool,
-) -> None:
-    """Ticks until every live candidate reaches its target, from scratch when ``last`` is None."""
+def _run_epochs(job: _Job, groups: Sequence[Group], ckpt: Checkpoints, start: Resume,
+                cache_dir: str | os.PathLike[str] | None, progress: bool) -> None:
+    """Ticks until every live candidate reaches its target, from the pretrained backbones when
+    ``start.step`` is None."""
     with _progress_bar(progress) as bar:
-        if last is None:
+        if start.step is None:
             fresh = [c for g in groups for c in g.members]
             task = bar.add_task("pretraining backbones", total=n_lineages(fresh))
             backbones = pretrain_backbones(fresh, job.dataset, cache_dir,
@@ -459,18 +442,17 @@ def _run_epochs(
             states = {g.gid: (initial_state(g, backbones, job.dataset), np.ones(len(g.members), bool),
                               np.full(len(g.members), -1)) for g in groups}
         else:
-            restored = ckpt.restore(last, {g.gid: (template(g, job.dataset), len(g.members)) for g in groups})
-            states = {gid: (state, *progress_of[gid]) for gid, state in restored.items()}
+            states = {gid: (state, *start.progress[gid]) for gid, state in start.states.items()}
         task = bar.add_task("compiling", total=len(groups))
         placed: dict[Mesh, PlacedData] = {}  # groups on the same devices share one copy of the data
         runs = []
         for g in groups:
             if g.mesh not in placed:
                 placed[g.mesh] = place_data(job.dataset, job.probe_batch, g.mesh)
-            runs.append(GroupRun(job, g, *states[g.gid], placed[g.mesh]))
+            runs.append(GroupRun(job, g, *states[g.gid], placed[g.mesh], start.history))
             bar.advance(task)
         task = bar.add_task("fine-tuning", total=sum(run.remaining() for run in runs))
-        step = -1 if last is None else last
+        step = -1 if start.step is None else start.step
         while any(run.remaining() for run in runs):
             records = []
             for k, run in enumerate(runs):
@@ -479,9 +461,10 @@ def _run_epochs(
                 bar.update(task, advance=len(new), description=(
                     f"fine-tuning: epoch {max((r['epoch'] for r in new), default=0)}, group {k + 1}/{len(runs)}"
                 ))
-            append_lines(job.out_dir / RECORDS_FILE, records)
             step += 1
-            ckpt.save(step, {run.group.gid: run.checkpoint() for run in runs})
+            with written(job.out_dir, "records and checkpoint"):
+                append_lines(job.out_dir / RECORDS_FILE, records)  # fsynced before the checkpoint that claims them
+                ckpt.save(step, {run.group.gid: run.checkpoint() for run in runs})
 
 
 def _progress_bar(enabled: bool):

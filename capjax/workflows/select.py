@@ -36,6 +36,7 @@ from capjax.data.dataset import Dataset
 from capjax.data.sources import load_dataset
 from capjax.predictors.registry import PREDICTORS, Needs, Task
 from capjax.records.fields import beta_field
+from capjax.records.files import exclusive, writable, written
 from capjax.scoring.metrics import score_predictor
 from capjax.selection import POLICIES, PaidView, capjax_engine
 from capjax.selection.engine import FEATURES, NUM_DRAWS, test_draws
@@ -266,6 +267,8 @@ def select(
         raise CapjaxInputError(f"--p-best-stop {p_best_stop}: pass a probability in (0, 1]")
     method = predictor or ENGINE
     t0 = time.perf_counter()
+    if out is not None:  # before any loading: a folder that cannot be written fails now, not after minutes
+        writable(Path(out), "--out")
     dataset = load_dataset(data, data_dir=data_dir, seed=seed)
     candidates, label = _candidates(candidates, dataset, data, n, seed, probe_widths)
     # a small training split is the whole probe batch rather than an error
@@ -276,6 +279,7 @@ def select(
     with contextlib.ExitStack() as stack:
         root = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         run_dir = root / (run or run_name(label, dataset, candidates, settings))
+        stack.enter_context(exclusive(run_dir))  # one run per folder; the kernel frees it if this one dies
         _check_run_dir(run_dir, run_name(label, dataset, candidates, settings))
         view = LiveView(candidates, dataset, full_epochs, run_dir / "sweep", progress=progress, cache_dir=cache_dir,
                         **options)
@@ -291,11 +295,12 @@ def select(
                 f"{'capjax engine' if predictor is None else predictor}" + (f" → {run_dir}" if out is not None else "")
             )
         selection = _decide(view, candidates, dataset, predictor, needs, fraction, features, p_best_stop, seed, verify)
-    selection.payload.update(zoo=label, data=dataset.name, seed=seed, seconds=time.perf_counter() - t0,
-                             features=list(features) if predictor is None else None,
-                             settings=run_name(label, dataset, candidates, settings))
-    if out is not None:
-        selection.save(run_dir)
+        selection.payload.update(zoo=label, data=dataset.name, seed=seed, seconds=time.perf_counter() - t0,
+                                 features=list(features) if predictor is None else None,
+                                 settings=run_name(label, dataset, candidates, settings))
+        if out is not None:
+            with written(run_dir, "results"):
+                selection.save(run_dir)
     if console is not None:
         report.print_summary(selection.payload, console)
         if out is not None:
