@@ -315,8 +315,14 @@ def _as_batch(signal: Any, accuracy: Any) -> tuple[bool, np.ndarray, np.ndarray]
     """(single, signal (C, T), accuracy (C, T)) as float arrays; shapes checked."""
     if not is_concrete(signal, accuracy):
         raise CapjaxInputError("signal/accuracy are JAX tracers: call predict_final outside jit")
-    sig = np.asarray(signal, dtype=float)
-    acc = np.asarray(accuracy, dtype=float)
+    try:
+        sig = np.asarray(signal, dtype=float)
+        acc = np.asarray(accuracy, dtype=float)
+    except (ValueError, TypeError):
+        raise CapjaxInputError(
+            "signal and accuracy must be rectangular numeric arrays, (T,) or (n_candidates, T); pad ragged "
+            "candidates with NaN to a common T"
+        ) from None
     if sig.shape != acc.shape or sig.ndim not in (1, 2) or sig.shape[-1] == 0:
         raise CapjaxInputError(
             f"signal has shape {sig.shape} and accuracy {acc.shape}; pass both as (T,) for "

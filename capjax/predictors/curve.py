@@ -50,6 +50,6 @@ def curve(task: Task) -> Forecast:
     fits = curves.extrapolate_curve(task.early("val_acc"), task.full_epochs)
     value = np.array([f.value for f in fits])
     out = from_scores(task, value, "every curve family failed", mean=value)
-    # a fit's own reason wins even over a divergence (e.g. "only 1 finite epoch(s)")
+    # a diverged candidate reports its divergence, not what it left the fit (e.g. "only 1 finite epoch(s)")
     reasons = {name: fit.reason for name, fit in zip(task.sweep.names, fits, strict=True) if fit.reason}
-    return with_reasons(task, out, reasons, keep_divergence=False)
+    return with_reasons(task, out, reasons)

@@ -223,16 +223,14 @@ def from_scores(task: Task, score: np.ndarray, why: str, **kwargs: Any) -> Forec
     return Forecast(tuple(task.sweep.names), np.where(np.isfinite(score), score, np.nan), reasons=reasons, **kwargs)
 
 
-def with_reasons(
-    task: Task, forecast: Forecast, reasons: Mapping[str, str], *, keep_divergence: bool = True
-) -> Forecast:
+def with_reasons(task: Task, forecast: Forecast, reasons: Mapping[str, str]) -> Forecast:
     """``forecast`` with ``reasons[name]`` in place of the generic reason of each NaN candidate.
 
     Candidates with a finite score get no reason. A diverged candidate keeps the reason
-    :func:`from_scores` gave it (its divergence) unless ``keep_divergence`` is False.
+    :func:`from_scores` gave it: its divergence, not what it left a signal.
     """
     merged = dict(forecast.reasons)
     for name, failed in zip(task.sweep.names, task.sweep.failed, strict=True):
-        if name in merged and name in reasons and not (failed and keep_divergence):
+        if name in merged and name in reasons and not failed:
             merged[name] = reasons[name]
     return dataclasses.replace(forecast, reasons=merged)

@@ -36,6 +36,23 @@ def _feature_matrix(features: Any) -> jax.Array:
     return f
 
 
+SCALE_RANGE = 2.0**20
+"""Features whose largest magnitude lies outside ``[1 / SCALE_RANGE, SCALE_RANGE]`` are
+rescaled by a power of two before LogME and H-score (exact, and both are invariant to
+the scale of the features), so extreme scales stay finite and normal ones do not move."""
+
+TRANSRATE_MAX = 1e15
+"""TransRate is not scale-invariant: features larger than this are refused."""
+
+
+def _rescaled(f: jax.Array) -> jax.Array:
+    """``f`` times a power of two that brings its largest magnitude near 1, if it is extreme."""
+    top = float(jnp.max(jnp.abs(f)))
+    if top == 0 or 1 / SCALE_RANGE <= top <= SCALE_RANGE:
+        return f
+    return f * jnp.asarray(2.0 ** -np.round(np.log2(top)), f.dtype)
+
+
 def _features_and_labels(features: Any, labels: Any) -> tuple[jax.Array, np.ndarray, int]:
     """Validate inputs; return (features, labels re-indexed to 0..C-1, C)."""
     f = _feature_matrix(features)
@@ -224,7 +241,9 @@ def logme(features: Any, labels: Any, *, tol: float = 1e-7, max_iter: int = 100)
 
       ``LogME = (1/C) sum_k max_{alpha,beta} log p(y_k | F, alpha, beta) / n``.
 
-    One SVD of F serves every class and every iteration. Units: nats per sample.
+    One SVD of F serves every class and every iteration. Units: nats per sample. The
+    evidence does not depend on the scale of F, so extreme scales are first brought near
+    1 by a power of two (:data:`SCALE_RANGE`).
 
     Args:
       features: (n, d) float feature matrix.
@@ -234,6 +253,7 @@ def logme(features: Any, labels: Any, *, tol: float = 1e-7, max_iter: int = 100)
       max_iter: cap on fixed-point updates per class.
     """
     f, y, n_classes = _features_and_labels(features, labels)
+    f = _rescaled(f)
     targets = jax.nn.one_hot(jnp.asarray(y), n_classes, dtype=f.dtype)
     evidence, _, _ = _evidence_columns(f, targets, tol, max_iter)
     return float(jnp.mean(evidence) / f.shape[0])
@@ -252,7 +272,7 @@ def h_score(features: Any, labels: Any) -> float:
       labels: (n,) integer class ids.
     """
     f, y, n_classes = _features_and_labels(features, labels)
-    return float(_h_score(f, jnp.asarray(y), n_classes))
+    return float(_h_score(_rescaled(f), jnp.asarray(y), n_classes))
 
 
 def _h_score(f: jax.Array, y: jax.Array, n_classes: int) -> float:
@@ -299,7 +319,8 @@ def transrate(features: Any, labels: Any, eps: float = 1e-4) -> float:
     Z are the features centred over all samples and Z_k the rows of class k; R is
     :func:`coding_rate`. The class term is the plain average over classes, as in the
     authors' released code (equal to the class-frequency weighting for balanced data).
-    Units: nats. Not scale-invariant: compare candidates on comparably scaled features.
+    Units: nats. Not scale-invariant: compare candidates on comparably scaled features;
+    features above :data:`TRANSRATE_MAX` are refused.
 
     Args:
       features: (n, d) float feature matrix.
@@ -309,6 +330,12 @@ def transrate(features: Any, labels: Any, eps: float = 1e-4) -> float:
     if not eps > 0:
         raise CapjaxInputError(f"eps={eps}; the coding-rate distortion must be > 0")
     f, y, n_classes = _features_and_labels(features, labels)
+    top = float(jnp.max(jnp.abs(f)))
+    if top > TRANSRATE_MAX:
+        raise CapjaxInputError(
+            f"features reach {top:.3g}; TransRate depends on their scale and overflows there: rescale them "
+            f"(e.g. divide by their standard deviation) below {TRANSRATE_MAX:g}"
+        )
     z = f - f.mean(axis=0)
     # Classes have different sizes, so this is a host loop; each Gram is (n_k, n_k).
     per_class = [coding_rate(z[np.flatnonzero(y == k)], eps) for k in range(n_classes)]
