@@ -276,11 +276,12 @@ def select(
     _check_own_needs(candidates, options)
     settings = {"full_epochs": full_epochs, "seed": seed, "budget": fraction, "method": method,
                 "features": list(features), "p_best_stop": p_best_stop}
+    name = run_name(label, dataset, candidates, settings)
     with contextlib.ExitStack() as stack:
         root = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        run_dir = root / (run or run_name(label, dataset, candidates, settings))
+        run_dir = root / (run or name)
         stack.enter_context(exclusive(run_dir))  # one run per folder; the kernel frees it if this one dies
-        _check_run_dir(run_dir, run_name(label, dataset, candidates, settings))
+        _check_run_dir(run_dir, name)
         view = LiveView(candidates, dataset, full_epochs, run_dir / "sweep", progress=progress, cache_dir=cache_dir,
                         **options)
         smallest_budget_error(view, fraction)
@@ -297,7 +298,7 @@ def select(
         selection = _decide(view, candidates, dataset, predictor, needs, fraction, features, p_best_stop, seed, verify)
         selection.payload.update(zoo=label, data=dataset.name, seed=seed, seconds=time.perf_counter() - t0,
                                  features=list(features) if predictor is None else None,
-                                 settings=run_name(label, dataset, candidates, settings))
+                                 settings=name)
         if out is not None:
             with written(run_dir, "results"):
                 selection.save(run_dir)
