@@ -13,9 +13,11 @@ import errno
 import fcntl
 import gzip
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from capjax.base.validation import CapjaxInputError
 
@@ -40,8 +42,7 @@ def exclusive(folder: Path, *, wait: bool = False, flag: str = "--out") -> Itera
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        why = os_reason(err)
-        raise CapjaxInputError(f"{flag} {folder} cannot be written ({why}); pass a writable {flag}") from None
+        raise _unwritable(folder, flag, err) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -87,13 +88,22 @@ def writable(folder: Path, flag: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        why = os_reason(err)
-        raise CapjaxInputError(f"{flag} {folder} cannot be written ({why}); pass a writable {flag}") from None
+        raise _unwritable(folder, flag, err) from None
+
+
+def _unwritable(folder: Path, flag: str, err: OSError) -> CapjaxInputError:
+    return CapjaxInputError(f"{flag} {folder} cannot be written ({os_reason(err)}); pass a writable {flag}")
 
 
 def os_reason(err: OSError) -> str:
     """A short reason of a filesystem error, e.g. "No space left on device"."""
     return err.strerror or errno.errorcode.get(err.errno or 0, type(err).__name__)
+
+
+def json_number(value: Any) -> float | None:
+    """A JSON-safe float: None for NaN/inf (strict JSON has neither)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def read_lines(path: Path) -> tuple[list[dict], bool]:

@@ -356,6 +356,11 @@ def random_backbones(
     return out
 
 
+def _epoch_key(seed: jax.Array, stream: int, epoch: jax.Array) -> jax.Array:
+    """A candidate's key of ``stream`` at ``epoch``: a function of the three only (resumable)."""
+    return jax.random.fold_in(candidate_key(seed, stream), epoch)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def epoch_batches(
     seeds: jax.Array, epoch: int | jax.Array, num_examples: int, batch_size: int, stream: int
@@ -369,8 +374,7 @@ def epoch_batches(
     """
 
     def one(seed, e):
-        key = jax.random.fold_in(candidate_key(seed, stream), e)
-        return batch_indices(key, num_examples, batch_size)
+        return batch_indices(_epoch_key(seed, stream, e), num_examples, batch_size)
 
     return jax.vmap(one)(seeds, jnp.broadcast_to(jnp.asarray(epoch, jnp.int32), jnp.shape(seeds)))
 
@@ -383,6 +387,6 @@ def epoch_keys(seeds: jax.Array, epoch: jax.Array, stream: int) -> jax.Array:
     """
 
     def one(seed, e):
-        return jax.random.key_data(jax.random.fold_in(candidate_key(seed, stream), e))
+        return jax.random.key_data(_epoch_key(seed, stream, e))
 
     return jax.vmap(one)(seeds, jnp.broadcast_to(jnp.asarray(epoch, jnp.int32), jnp.shape(seeds)))

@@ -91,20 +91,13 @@ def own_candidates(models: Any, dataset: Dataset, *, seed: int = 0,
 
     Each backbone is run on :data:`CHECK_BATCH` training examples in both modes before
     anything trains, so a backbone that fails, returns other than ``(batch, d)``, or gives
-    NaN is a one-line error naming it. Candidates are seeded ``seed, seed + 1, ...`` in
+    NaN is a one-line error naming it; repeated names are one too (:func:`check_candidates`),
+    and a batch larger than the training split when the sweep starts. Candidates are seeded ``seed, seed + 1, ...`` in
     order (the head's initialisation, batch order, Dropout).
     """
     pairs = _pairs(models)
-    names = [n for n, _ in pairs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise CapjaxInputError(f"candidate names {dupes} repeat; give every candidate a unique name")
     widths = probe_widths or DEFAULT_WIDTHS
     out = [own_candidate(n, m, dataset, seed=seed + i, probe_widths=widths) for i, (n, m) in enumerate(pairs)]
-    too_big = [c.name for c in out if c.batch_size > len(dataset.y_train)]
-    if too_big:
-        raise CapjaxInputError(f"candidates {too_big} have batch_size above the {len(dataset.y_train)} training "
-                               "examples; lower their batch_size, e.g. capjax.Model(backbone, batch_size=32)")
     return check_candidates(out)
 
 

@@ -115,13 +115,22 @@ def _covered(kept: Mapping[tuple[str, int], dict], confirmed: Mapping[str, int])
     return all((name, e) in kept for name, at in confirmed.items() for e in range(at + 1))
 
 
+NO_HISTORY = (np.nan, -np.inf)
+"""``(validation loss at epoch 0, best validation accuracy)`` before any epoch."""
+
+
+def advance(history: tuple[float, float], epoch: int, val_loss: float, val_acc: float) -> tuple[float, float]:
+    """A candidate's ``(validation loss at epoch 0, best validation accuracy)`` after one more epoch."""
+    loss0, peak = history
+    return (val_loss if epoch == 0 else loss0, max(peak, val_acc))
+
+
 def _history(kept: Sequence[dict]) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     for r in kept:
-        if r.get("failed") or r.get("val_loss") is None:
-            continue
-        loss0, peak = out.get(r["name"], (np.nan, -np.inf))
-        out[r["name"]] = (r["val_loss"] if r["epoch"] == 0 else loss0, max(peak, r.get("val_acc") or -np.inf))
+        if not r.get("failed") and r.get("val_loss") is not None:
+            out[r["name"]] = advance(out.get(r["name"], NO_HISTORY), r["epoch"], r["val_loss"],
+                                     r.get("val_acc") or -np.inf)
     return out
 
 

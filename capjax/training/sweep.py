@@ -71,7 +71,15 @@ from capjax.capacitance.dynamics import INTERACTIONS
 from capjax.data.dataset import Dataset
 from capjax.data.sources import load_dataset
 from capjax.records.fields import BUILTIN_FIELDS, beta_field
-from capjax.records.files import CHECKPOINT_DIR, RECORDS_FILE, SNAPSHOT_DIR, append_lines, exclusive, written
+from capjax.records.files import (
+    CHECKPOINT_DIR,
+    RECORDS_FILE,
+    SNAPSHOT_DIR,
+    append_lines,
+    exclusive,
+    json_number,
+    written,
+)
 from capjax.records.sweep import SweepResult, load_sweep
 from capjax.training.checkpoints import Checkpoints
 from capjax.training.groups import (
@@ -88,7 +96,7 @@ from capjax.training.groups import (
 from capjax.training.model import epoch_batches, epoch_keys
 from capjax.training.pretrain import data_fingerprint, n_lineages, pretrain_backbones
 from capjax.training.recorders import RecordFn, SweepContext
-from capjax.training.resume import Resume, check_manifest, resume_point
+from capjax.training.resume import NO_HISTORY, Resume, advance, check_manifest, resume_point
 from capjax.training.spec import DROPOUT_STREAM, FINETUNE_STREAM, Candidate, check_candidates
 
 BETA_COST: dict[str, int] = {"coupling": 2, "hessian": 3}
@@ -102,12 +110,6 @@ def train_passes_per_epoch(n_train: int, batch_size: int) -> int:
 
 # ---------------------------------------------------------------------------------------
 # Groups and their jitted steps
-
-
-def _number(v: Any) -> float | None:
-    """A JSON-safe float: None for NaN/inf (strict JSON has neither)."""
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 LOSS_BLOWUP = 1e3
@@ -153,7 +155,7 @@ def _scalar(name: str, value: Any) -> float | None:
             f"record_fns[{name!r}] returned {type(value).__name__} of shape {arr.shape}; "
             "it must return one number"
         )
-    return _number(arr.reshape(()))
+    return json_number(arr.reshape(()))
 
 
 def _save_snapshot(out_dir: Path, name: str, epoch: int, params: dict) -> None:
@@ -197,7 +199,7 @@ class GroupRun:
     def __init__(self, job: _Job, group: Group, state: tuple, alive: np.ndarray, at: np.ndarray,
                  data: PlacedData, history: Mapping[str, tuple[float, float]]):
         self.job, self.group, self.alive, self.at, self.data = job, group, alive, at, data
-        self.history = {c.name: history.get(c.name, (math.nan, -math.inf)) for c in group.members}
+        self.history = {c.name: history.get(c.name, NO_HISTORY) for c in group.members}
         self.steps = group_steps(group.members[0].group_key, job.interactions, group.mesh)
         self.params, self.opt_state = on_candidates(state, group.mesh)
         self.seeds = np.array([c.seed for c in group.lanes], np.int32)
@@ -265,15 +267,14 @@ class GroupRun:
             values = {"train_loss": train_loss[i], "val_loss": losses[i, 0],
                       "val_acc": accs[i, 0], "test_loss": losses[i, 1], "test_acc": accs[i, 1]}
             values = {k: float(v) for k, v in values.items()}
-            loss0, peak = self.history[c.name]
-            reason = _divergence(values, bool(finite[i]), e, (loss0, peak), job.dataset.num_classes)
-            self.history[c.name] = (values["val_loss"] if e == 0 else loss0, max(peak, values["val_acc"]))
+            reason = _divergence(values, bool(finite[i]), e, self.history[c.name], job.dataset.num_classes)
+            self.history[c.name] = advance(self.history[c.name], e, values["val_loss"], values["val_acc"])
             if reason is not None:
                 self.alive[i] = False
                 records.append({"name": c.name, "epoch": e, "failed": True, "reason": reason})
                 continue
-            rec = {"name": c.name, "epoch": e, **{k: _number(v) for k, v in values.items()}}
-            rec.update({beta_field(k): _number(b)
+            rec = {"name": c.name, "epoch": e, **{k: json_number(v) for k, v in values.items()}}
+            rec.update({beta_field(k): json_number(b)
                         for k, b in zip(job.interactions, betas[i], strict=True)})
             rec.update(job.passes(e, c.batch_size))
             rec.update(wall_s=(t1 - t0) / n, wall_beta_s=(t2 - t1) / n)
@@ -322,7 +323,7 @@ def _check_sweep_args(
     if too_big:
         raise CapjaxInputError(
             f"candidates {too_big} have batch_size above the {n_train} training examples; "
-            "lower their batch_size"
+            "lower their batch_size (for your own models: capjax.Model(backbone, batch_size=...))"
         )
     record_fns = dict(record_fns or {})
     for k, fn in record_fns.items():

@@ -141,12 +141,6 @@ def curves(payload: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             for name, rec in payload["records"].items()}
 
 
-def number(value: Any) -> float | None:
-    """A JSON-safe float: None for NaN/inf."""
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
 def _figures(run_dir: Path, payload: dict) -> list[str]:
     kinds = [kind for kind in FIGURES if kind != "p_best" or payload["rounds"]]
     for kind in kinds:

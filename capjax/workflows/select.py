@@ -36,7 +36,7 @@ from capjax.data.dataset import Dataset
 from capjax.data.sources import load_dataset
 from capjax.predictors.registry import PREDICTORS, Needs, Task
 from capjax.records.fields import beta_field
-from capjax.records.files import exclusive, writable, written
+from capjax.records.files import exclusive, json_number, writable, written
 from capjax.scoring.metrics import score_predictor
 from capjax.selection import POLICIES, PaidView, capjax_engine
 from capjax.selection.engine import FEATURES, NUM_DRAWS, test_draws
@@ -342,7 +342,7 @@ def _decide(view: LiveView, candidates: list[Candidate], dataset: Dataset, predi
         "round_seconds": {"deciding": deciding, "training": training},
     }
     # what the selection saw, before verify trains the rest
-    records = {name: {field: [report.number(view.read(field, e, [c])[0]) for e in range(epochs[c] + 1)]
+    records = {name: {field: [json_number(view.read(field, e, [c])[0]) for e in range(epochs[c] + 1)]
                       for field in RECORDED} for c, name in enumerate(names)}
     truth = _verify(view, payload, rk, epochs) if verify else None
     payload["ranking"] = report.rows(rk, epochs, full_epochs, decision["notes"], truth)
