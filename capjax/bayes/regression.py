@@ -276,6 +276,27 @@ def regression_draws(
     return (*draws, details)
 
 
+def log_evidence(
+    F_ref: np.ndarray, y_ref: np.ndarray, weights: np.ndarray, *, intercept: Intercept = "ridge"
+) -> np.ndarray:
+    """``(G,)`` log evidence ``log p(y | alpha*, lambda*)`` of ``G`` regressions at their
+    evidence-maximising precisions (the fast path of :func:`regression_draws`).
+
+    ``F_ref`` is ``(G, R, k)``, ``y_ref`` and ``weights`` (1 for a row, 0 for padding) are
+    ``(G, R)``: one vmapped fit per alternative, e.g. the same pairs under different
+    transformations, so that the evidence can choose between them (docs/method.md §6).
+    """
+    check_intercept(intercept)
+    flat = intercept == "flat"
+    F = np.asarray(F_ref, dtype=float)
+    if not flat:
+        F = np.concatenate([np.ones(F.shape[:-1] + (1,)), F], axis=-1)
+    Xj = jnp.asarray(F)
+    data = prepare_batch(Xj, jnp.asarray(y_ref, Xj.dtype), jnp.asarray(weights) > 0, flat)
+    alpha, lam = evidence_all(data, Hyperprior())
+    return np.asarray(gauss_batch(data, alpha, lam)[3], dtype=float)
+
+
 @partial(jax.jit, static_argnames=("num_samples", "flat"))
 def reference_draws(key, data, alpha, prior_mean, prior_prec, Xc, num_samples: int, flat: bool):
     """Joint draws for candidates Xc (C, k) from one regression (data batched with C = 1).

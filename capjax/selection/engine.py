@@ -55,8 +55,8 @@ from scipy.special import logit as _logit
 
 from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import prob_best
-from capjax.bayes.regression import regression_draws
-from capjax.selection.policies import Outcome
+from capjax.bayes.regression import log_evidence, regression_draws
+from capjax.selection.policies import Outcome, fitted_plan
 from capjax.selection.view import View
 
 LOGIT_EPS = 1e-3
@@ -64,10 +64,12 @@ LOGIT_EPS = 1e-3
 HOPELESS = 1e-4
 """A candidate whose expected opportunity loss is below this (accuracy) is not trained."""
 NUM_DRAWS = 1000
-TOLERANCE = 0.005
-"""Expected regret (accuracy) of the finishing set that the engine holds budget back for."""
 MIN_DOF = 3
 """Pairs beyond the features needed before the gain model is fitted (else the prior)."""
+GAMMAS = (0.25, 0.5, 0.75, 1.0)
+"""Exponents of the horizon in the gain noise, ``sd ∝ h^gamma``, that the evidence chooses from."""
+PRIOR_GAMMA = 1.0
+"""The exponent before the gain model is fitted: a random walk in log-epochs."""
 
 
 def _logit_acc(view: View, epoch: int, candidates: np.ndarray) -> np.ndarray:
@@ -77,7 +79,7 @@ def _logit_acc(view: View, epoch: int, candidates: np.ndarray) -> np.ndarray:
 
 
 FEATURES = {
-    "curve": ("one", "logit_acc", "logit_slope", "log_epoch"),
+    "curve": ("one", "logit_acc", "logit_slope", "log_epoch_mid"),
     "beta": ("beta_hessian", "beta_coupling"),
     "weights": ("l2_norm", "logme"),
 }
@@ -95,14 +97,26 @@ def _change(view: View, field: str, epoch: int, candidates: np.ndarray) -> np.nd
     return np.nan_to_num(now - np.arcsinh(start_all[np.asarray(candidates)] / scale))
 
 
-def _features(view: View, epoch: int, candidates: np.ndarray, groups=("curve",)) -> np.ndarray:
-    """``(len(candidates), F)`` rows ``phi_c(epoch)`` of the feature ``groups``; every
-    candidate is paid to ``epoch``."""
+def _features(view: View, epoch: int, candidates: np.ndarray, groups=("curve",), later: int | None = None
+              ) -> np.ndarray:
+    """``(len(candidates), F)`` rows ``phi_c(epoch)`` of the feature ``groups`` for a gain from
+    ``epoch`` to ``later`` (default: the end); every candidate is paid to ``epoch``.
+
+    ``log_epoch_mid`` is the midpoint ``(log(epoch + 1) + log(later + 1)) / 2`` of the
+    interval: a rate per log-epoch that changes linearly in log-epoch integrates to the
+    rate at the midpoint times the horizon, so learning curves that slow down are
+    extrapolated at the rate of the interval ahead, not of its start.
+    """
+    later = view.full_epochs if later is None else later
     y = _logit_acc(view, epoch, candidates)
-    cols = [np.ones_like(y), y, y - _logit_acc(view, epoch - 1, candidates), np.full_like(y, math.log(epoch + 1))]
+    mid = 0.5 * (math.log(epoch + 1) + math.log(later + 1))
+    cols = [np.ones_like(y), y, y - _logit_acc(view, epoch - 1, candidates), np.full_like(y, mid)]
     for group in groups[1:]:
         cols += [_change(view, field, epoch, candidates) for field in FEATURES[group]]
     return np.stack(cols, axis=1)
+
+
+MIDPOINT = FEATURES["curve"].index("log_epoch_mid")
 
 
 def _feature_names(groups: tuple[str, ...]) -> tuple[str, ...]:
@@ -113,24 +127,33 @@ def _horizon(e: np.ndarray | int, later: np.ndarray | int) -> np.ndarray:
     return np.log((np.asarray(later) + 1.0) / (np.asarray(e) + 1.0))
 
 
-def _pairs(view: View, groups: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``phi_c(e)`` and gain rates ``(y_c(p) - y_c(e)) / h(e, p)`` from every candidate
-    paid to ``p >= 2``."""
-    rows, gains = [], []
+def _pairs(view: View, groups: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``phi_c(e)``, logit gains ``y_c(t) - y_c(e)`` and horizons ``h(e, t)`` for every
+    two consecutive stops ``e < t`` of every live candidate (:attr:`View.stops`).
+
+    Only consecutive stops: the move from ``e`` to ``t`` was chosen on what was known at
+    ``e``, whereas a candidate that reached ``t`` through later stops was kept because of
+    its gains on the way, so longer pairs would teach the model the survivors' optimism.
+    """
+    rows, gains, horizons = [], [], []
     for c in np.flatnonzero((view.paid >= 2) & ~view.failed):
-        p = int(view.paid[c])
-        y_p = _logit_acc(view, p, [c])[0]
-        e = 1
-        while e < p:
-            phi = _features(view, e, np.array([c]), groups)[0]
+        stops = view.stops[c]
+        for e, t in zip(stops[:-1], stops[1:], strict=True):
+            phi = _features(view, e, np.array([c]), groups, later=t)[0]
             rows.append(phi)
-            gains.append((y_p - phi[1]) / _horizon(e, p))
-            e *= 2
+            gains.append(_logit_acc(view, t, [c])[0] - phi[1])
+            horizons.append(_horizon(e, t))
     width = len(_feature_names(groups))
-    return np.array(rows).reshape(-1, width), np.array(gains)
+    return np.array(rows).reshape(-1, width), np.array(gains), np.array(horizons)
 
 
-def _enough(rows: np.ndarray, gains: np.ndarray) -> bool:
+def _scaled(rows: np.ndarray, gains: np.ndarray, horizons: np.ndarray, gamma: float):
+    """The gain model ``g = h (w . phi) + h^gamma eps`` divided by ``h^gamma``: a homoscedastic
+    regression of ``g / h^gamma`` on ``h^(1 - gamma) phi``."""
+    return rows * (horizons ** (1.0 - gamma))[:, None], gains / horizons**gamma
+
+
+def _enough(rows: np.ndarray, gains: np.ndarray, *_) -> bool:
     """Whether the pairs can fit the gain model: :data:`MIN_DOF` degrees of freedom left.
 
     (Also asking for pairs ending at two epochs or more was tried on the development seed:
@@ -150,15 +173,35 @@ def _padded(rows: np.ndarray, gains: np.ndarray, view: View) -> tuple[np.ndarray
     return np.concatenate([rows, np.zeros((pad, rows.shape[1]))]), np.concatenate([gains, np.zeros(pad)]), weights
 
 
-def fitted(view: View, groups: tuple[str, ...] = ("curve",)) -> bool:
-    """Whether the pairs paid for so far are enough to fit the gain model (:data:`MIN_DOF`)."""
-    return _enough(*_pairs(view, groups))
+def exponent_weights(view: View, groups: tuple[str, ...] = ("curve",)) -> np.ndarray:
+    """Posterior weights ``(len(GAMMAS),)`` of the horizon exponents :data:`GAMMAS` of the gain
+    noise, from the pairs paid so far under a uniform prior (all on :data:`PRIOR_GAMMA`
+    before the gain model is fitted); docs/method.md §6.
+
+    The evidence of the gains is that of the scaled regression (:func:`_scaled`) times the
+    Jacobian ``prod h^-gamma`` of the scaling, so the alternatives are comparable. With
+    pairs of a single horizon the exponent is not identified and the weights stay spread.
+    """
+    return _exponent_weights(*_pairs(view, groups), view)
 
 
-def posterior(view: View, seed: int = 0, groups: tuple[str, ...] = ("curve",)) -> np.ndarray:
+def _exponent_weights(rows: np.ndarray, gains: np.ndarray, horizons: np.ndarray, view: View) -> np.ndarray:
+    if not _enough(rows, gains):
+        return (np.asarray(GAMMAS) == PRIOR_GAMMA).astype(float)
+    scaled = [_padded(*_scaled(rows, gains, horizons, g), view) for g in GAMMAS]
+    F, y, w = (np.stack(part) for part in zip(*scaled, strict=True))
+    log_ev = log_evidence(F, y, w) - np.asarray(GAMMAS) * np.log(horizons).sum()
+    weights = np.exp(log_ev - log_ev.max())
+    return weights / weights.sum()
+
+
+def posterior(view: View, seed: int = 0, groups: tuple[str, ...] = ("curve",),
+              weights: np.ndarray | None = None) -> np.ndarray:
     """``(S, C)`` joint draws of every candidate's final validation accuracy from what was paid.
 
-    Every candidate must be paid to at least one epoch.
+    Every candidate must be paid to at least one epoch. ``weights`` are those of the horizon
+    exponents (default: :func:`exponent_weights`); each draw comes from one exponent's model,
+    drawn by its weight (Bayesian model averaging).
     """
     full = view.full_epochs
     everyone = np.arange(len(view))
@@ -169,32 +212,48 @@ def posterior(view: View, seed: int = 0, groups: tuple[str, ...] = ("curve",)) -
         draws[:, done] = view.read("val_acc", full, everyone[done])[None]
     open_ = everyone[~done]
     if open_.size:
+        rows, gains, horizons = _pairs(view, groups)
+        weights = _exponent_weights(rows, gains, horizons, view) if weights is None else weights
         queries = np.stack([_features(view, int(paid[c]), np.array([c]), groups)[0] for c in open_])
         h = _horizon(paid[open_], full)
         current = np.array([_logit_acc(view, int(paid[c]), [c])[0] for c in open_])
-        rows, gains = _pairs(view, groups)
         rng = np.random.default_rng(seed)
-        dof = len(gains) - rows.shape[1] - 1
         if _enough(rows, gains):
-            F, y, w = _padded(rows, gains, view)
-            # the queries padded to every candidate too: one shape for every round
-            padded = np.zeros((len(view), queries.shape[1]))
-            padded[: len(open_)] = queries
-            samples, _, mean, *_ = regression_draws(F, y, padded, intercept="ridge", num_samples=NUM_DRAWS,
-                                                    key=seed, weights=w)
-            samples = np.asarray(samples, dtype=float)[:, : len(open_)]
-            mean = np.asarray(mean, dtype=float)[: len(open_)]
-            # the noise precision integrated out: one chi-square scale per draw, shared by
-            # every candidate so the draws stay joint (a Student-t with dof degrees of freedom)
-            scale = np.sqrt(dof / rng.chisquare(dof, NUM_DRAWS))[:, None]
-            gain = (mean[None] + scale * (samples - mean[None])) * h[None]
+            which = rng.choice(len(GAMMAS), NUM_DRAWS, p=weights)
+            gain = np.empty((NUM_DRAWS, len(open_)))
+            for g in np.unique(which):
+                pick = which == g
+                gain[pick] = _gain_draws(view, rows, gains, horizons, queries, h, GAMMAS[g], seed, rng)[pick]
         else:
-            # too few pairs to fit: an unknown rate of the same size for every candidate,
-            # N(0, 1) per log-epoch of horizon, so the order of the current accuracies stands
-            gain = rng.standard_normal((NUM_DRAWS, len(open_))) * h[None]
+            # too few pairs to fit: an unknown gain of the same size for every candidate,
+            # N(0, h^PRIOR_GAMMA), so the order of the current accuracies stands
+            gain = rng.standard_normal((NUM_DRAWS, len(open_))) * (h**PRIOR_GAMMA)[None]
         draws[:, open_] = expit(current[None] + gain)
     draws[:, view.failed] = 0.0  # a failed candidate is never best
     return np.where(np.isfinite(draws), draws, 0.0)
+
+
+def _gain_draws(view: View, rows, gains, horizons, queries, h, gamma: float, seed: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """``(S, Q)`` joint draws of the gains to the end of ``queries`` (horizons ``h``) under one exponent."""
+    F, y, w = _padded(*_scaled(rows, gains, horizons, gamma), view)
+    # the queries padded to every candidate too: one shape for every round
+    padded = np.zeros((len(view), queries.shape[1]))
+    # the model is linear: read it only inside the range of the candidates' states that the
+    # pairs showed it (not of the log-epoch midpoint: reaching further is what it is for)
+    lo, hi = rows.min(axis=0), rows.max(axis=0)
+    lo[MIDPOINT], hi[MIDPOINT] = -np.inf, np.inf
+    inside = np.clip(queries, lo, hi)
+    padded[: len(queries)] = inside * (h ** (1.0 - gamma))[:, None]
+    samples, _, mean, *_ = regression_draws(F, y, padded, intercept="ridge", num_samples=NUM_DRAWS,
+                                            key=seed, weights=w)
+    samples = np.asarray(samples, dtype=float)[:, : len(queries)]
+    mean = np.asarray(mean, dtype=float)[: len(queries)]
+    # the noise precision integrated out: one chi-square scale per draw, shared by every
+    # candidate so the draws stay joint (a Student-t with the pairs' degrees of freedom)
+    dof = len(gains) - rows.shape[1] - 1
+    scale = np.sqrt(dof / rng.chisquare(dof, NUM_DRAWS))[:, None]
+    return (mean[None] + scale * (samples - mean[None])) * (h**gamma)[None]
 
 
 def test_draws(view: View, draws: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -226,36 +285,44 @@ def opportunity_loss(draws: np.ndarray) -> tuple[int, np.ndarray]:
     return leader, value
 
 
-def allocate(view: View, draws: np.ndarray, room: float) -> tuple[int, dict[int, int]]:
-    """The leader and this round's plan ``{candidate: epoch}``, by value resolved per pass.
+def knowledge_gradient(draws: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """``(C,)`` expected gain in the value of the choice from a move that resolves the share
+    ``share_c`` of candidate ``c``'s posterior variance (docs/method.md §6).
 
-    Each live candidate not yet finished has two moves: to double its epochs
-    (``min(full, max(2 p, p + 1))``) or to finish. A move from ``p`` to ``t`` resolves the
-    share ``h(p, t) / h(p, full)`` of the log-horizon left (docs/method.md §6), so it is
-    worth ``value * h(p, t) / h(p, full)``, where ``value`` is the expected opportunity loss
-    (:func:`opportunity_loss`). Each candidate takes its move of higher worth per training
-    pass; candidates are taken in that order while their passes fit in ``room``, skipping
-    the hopeless (value below :data:`HOPELESS`) and the failed.
+    With ``mu`` the posterior means and ``M_c`` the best mean of the others, the move leaves
+    ``c``'s mean at ``mu_c' = mu_c + sqrt(share_c) (f_c - mu_c)`` (a draw shrunk by what
+    stays unknown), and its knowledge gradient is ``E[max(mu_c', M_c)] - max(mu_c, M_c)``
+    (Frazier, Powell and Dayanik 2008), computed on the draws. A short move on a candidate
+    far behind is worth little: it cannot resolve enough to change the choice.
+    """
+    mu = draws.mean(axis=0)
+    if mu.size < 2:
+        return np.zeros_like(mu)
+    first, second = np.argsort(-mu, kind="stable")[:2]
+    best_other = np.where(np.arange(mu.size) == first, mu[second], mu[first])
+    after = mu + np.sqrt(np.clip(share, 0.0, 1.0)) * (draws - mu)
+    return np.maximum(after, best_other).mean(axis=0) - np.maximum(mu, best_other)
+
+
+def survivors(view: View, draws: np.ndarray, alive: np.ndarray, size: int, epoch: int,
+              gamma: float = PRIOR_GAMMA) -> np.ndarray:
+    """The ``size`` of ``alive`` worth training to ``epoch`` most, by knowledge gradient.
+
+    A move from ``p`` to ``epoch`` resolves the share ``1 - (h(epoch, full) / h(p,
+    full))^(2 gamma)`` of the gain noise still ahead (sd ``∝ h^gamma``; docs/method.md §6);
+    each candidate's :func:`knowledge_gradient` for that share ranks it. The leader always
+    survives; the failed and the hopeless (expected opportunity loss below
+    :data:`HOPELESS`) never do, so fewer than ``size`` may survive. An uncertain candidate
+    with a lower mean can outrank a certain one with a higher mean, which halving by rank
+    never does.
     """
     leader, value = opportunity_loss(draws)
     full, paid = view.full_epochs, view.paid
-    double = np.minimum(full, np.maximum(2 * paid, paid + 1))
-    share = _horizon(paid, double) / np.maximum(_horizon(paid, full), 1e-12)
-    per_pass = view.passes_per_epoch
-    worth_double = value * share / np.maximum((double - paid) * per_pass, 1.0)
-    worth_finish = value / np.maximum((full - paid) * per_pass, 1.0)
-    target = np.where(worth_finish > worth_double, full, double)
-    worth = np.maximum(worth_double, worth_finish)
-    cost = (target - paid) * per_pass
-    failed = view.failed
-    order = [c for c in np.argsort(-worth, kind="stable")
-             if paid[c] < full and value[c] >= HOPELESS and not failed[c]]
-    plan, spent = {}, 0.0
-    for c in order:
-        if spent + cost[c] <= room:
-            plan[int(c)] = int(target[c])
-            spent += cost[c]
-    return leader, plan
+    share = 1.0 - (_horizon(epoch, full) / np.maximum(_horizon(paid, full), 1e-12)) ** (2 * gamma)
+    worth = knowledge_gradient(draws, share)
+    worth[leader] = np.inf
+    keep = alive[~view.failed[alive] & ((value[alive] >= HOPELESS) | (alive == leader))]
+    return keep[np.argsort(-worth[keep], kind="stable")[:size]]
 
 
 def finish_order(view: View, draws: np.ndarray) -> np.ndarray:
@@ -266,74 +333,51 @@ def finish_order(view: View, draws: np.ndarray) -> np.ndarray:
     return order[live[order]]
 
 
-def reserve(view: View, draws: np.ndarray, tolerance: float, left: float) -> float:
-    """Passes to hold back for finishing, out of the ``left`` that remain.
-
-    With ``S_k`` the first ``k`` of :func:`finish_order`, finishing ``S_k`` and choosing its
-    best leaves an expected regret ``E[max_j f_j - max_{c in S_k} f_c]`` under the joint
-    posterior (docs/method.md §6). The engine holds back the cost of finishing the
-    smallest ``S_k`` whose expected regret is at most ``tolerance`` (every live candidate
-    when none is), or of as many of its first candidates as ``left`` pays for: what could
-    not finish one more candidate is better spent on learning which to finish.
-    """
-    order = finish_order(view, draws)
-    best = draws.max(axis=1, initial=0.0)[:, None]
-    regret = (best - np.maximum.accumulate(draws[:, order], axis=1)).mean(axis=0)
-    k = int(np.argmax(regret <= tolerance)) + 1 if (regret <= tolerance).any() else len(order)
-    costs = np.cumsum([_finish_cost(view, c) for c in order[:k]])
-    return float(costs[costs <= left][-1]) if (costs <= left).any() else 0.0
-
-
 def engine(view: View, budget: float, rng: np.random.Generator | None = None,
-           p_best_stop: float = 0.95, tolerance: float = TOLERANCE, seed: int = 0,
-           features: tuple[str, ...] = ("curve",)) -> Outcome:
-    """Select under ``budget`` (a fraction of training everyone fully) in rounds; see the module.
+           p_best_stop: float = 0.95, seed: int = 0, features: tuple[str, ...] = ("curve",)) -> Outcome:
+    """Select under ``budget`` (a fraction of training everyone fully) in rungs; see the module.
 
-    The first round trains every candidate one epoch; the budget must also hold finishing
-    one candidate, so the smallest that works is ``(N + full - 1) / (N full)``.
-    ``features`` are groups of :data:`FEATURES`, ``"curve"`` first; the others are the
-    ablations of the policy benchmark. The outcome carries the last posterior's draws and
-    P(best) after every round.
+    The rungs are successive halving's shape fitted to the budget
+    (:func:`~capjax.selection.policies.fitted_plan`): ``eta = 3`` where it fits, else the
+    smallest ``eta`` that does, with the largest first rung. Who survives each rung is the
+    joint posterior's choice (:func:`survivors`), not the rank of current accuracy. The
+    smallest budget that works is every candidate one epoch and one to the end,
+    ``(N + full - 1) / (N full)``. ``features`` are groups of :data:`FEATURES`, ``"curve"``
+    first; the others are the ablations of the policy benchmark. The outcome carries the
+    last posterior's draws and P(best) after every rung.
     """
     if not features or features[0] != "curve" or not set(features) <= set(FEATURES):
         raise CapjaxInputError(f"features={features!r}: start with 'curve', then any of {sorted(FEATURES)[1:]}")
     n, full = len(view), view.full_epochs
     total = budget * view.full_cost
-    if (n + full - 1) * view.passes_per_epoch.max() > total:
+    fitted = fitted_plan(n, full, view.epoch_budget(budget))
+    if fitted is None:
         needs = view.epochs_fraction(n + full - 1)
         return Outcome("capjax", None, 0.0, view.paid.copy(), f"capjax needs a budget of at least {needs:.1%} here")
-    view.train_to({c: 1 for c in range(n)})
-    rounds = []
-    safe = None  # a leader whose finish the budget still holds
-    for _ in range(10 * full):  # rounds; each pays for at least one epoch or stops
-        draws = posterior(view, seed, features)
-        p_best = prob_best(draws)
-        rounds.append((view.fraction, p_best))
-        leader, _ = opportunity_loss(draws)
-        if total - view.spent - _finish_cost(view, leader) < 0:
-            break
-        safe = leader
-        # the prior is too vague to say what finishing set suffices: hold back only the
-        # leader's finish until the gain model is fitted
-        left = total - view.spent
-        held = reserve(view, test_draws(view, draws, seed), tolerance, left) if fitted(view, features) else 0.0
-        room = left - max(_finish_cost(view, leader), held)
-        if room <= 0:
-            break
-        if p_best[leader] >= p_best_stop:
-            break
-        _, plan = allocate(view, draws, room)
-        if not plan:
-            break
-        view.train_to(plan)
+    _, plan = fitted
+    alive, rounds = np.arange(n), []
+    for k, (size, epoch) in enumerate(plan):
+        if k:
+            weights = exponent_weights(view, features)
+            draws = posterior(view, seed, features, weights)
+            p_best = prob_best(draws)
+            rounds.append((view.fraction, p_best))
+            leader, _ = opportunity_loss(draws)
+            if p_best[leader] >= p_best_stop:
+                break
+            alive = survivors(view, draws, alive, size, epoch, float(weights @ np.asarray(GAMMAS)))
+        view.train(alive, epoch)
     draws = posterior(view, seed, features)
-    leader, _ = opportunity_loss(draws)
-    if view.spent + _finish_cost(view, leader) > total:
-        leader = safe
-    # the leader to the end, then, with what is left, the next most likely best: a measured
+    # the leader of those the budget can still finish (the plan pays for one of the last
+    # rung's) to the end, then, with what is left, the next most likely best: a measured
     # final beats a forecast. Decided at once, so that a live view trains them together.
+    cost = np.array([_finish_cost(view, c) for c in range(n)])
+    affordable = (cost <= total - view.spent) & ~view.failed
+    if not affordable.any():  # only rounding can leave the plan's own finish out
+        affordable[alive] = True
+    leader = int(np.flatnonzero(affordable)[np.argmax(draws.mean(axis=0)[affordable])])
     p_best = prob_best(draws)
-    finish, left = [leader], total - view.spent - _finish_cost(view, leader)
+    finish, left = [leader], total - view.spent - cost[leader]
     for c in finish_order(view, draws):
         cost = _finish_cost(view, c)
         if c != leader and view.paid[c] < full and p_best[c] > 0 and cost <= left:

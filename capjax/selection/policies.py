@@ -134,6 +134,21 @@ def _run_halving(view: PaidView, candidates: np.ndarray, plan: list[tuple[int, i
     return int(_best(view, plan[-1][1], alive)[0])
 
 
+def fitted_plan(n: int, full: int, room: float, eta: int = ETA) -> tuple[int, list[tuple[int, int]]] | None:
+    """``(eta, plan)``: the halving plan (:func:`_halving_plan`) of the smallest ``eta' >= eta``
+    that fits ``room`` candidate-epochs and, for it, the largest first rung; None if none fits.
+
+    With ``eta' = n`` the plan is every candidate one epoch and one to the end, the smallest
+    budget of all; a larger ``eta'`` keeps fewer candidates per rung where the budget is
+    too small for ``eta``.
+    """
+    for e in range(eta, max(eta, n) + 1):
+        fits = [r0 for r0 in range(1, full + 1) if _plan_cost(_halving_plan(n, r0, full, e), full) <= room]
+        if fits:
+            return e, _halving_plan(n, max(fits), full, e)
+    return None
+
+
 def successive_halving(view: PaidView, budget: float, rng: np.random.Generator | None = None) -> Outcome:
     """Successive halving (Jamieson and Talwalkar 2016), ``eta = 3``, the winner to the end.
 
@@ -141,11 +156,10 @@ def successive_halving(view: PaidView, budget: float, rng: np.random.Generator |
     candidate-epochs. With 60 candidates and 30 epochs, ``r0 = 1`` already needs 11%.
     """
     n, full = len(view), view.full_epochs
-    room = view.epoch_budget(budget)
-    fits = [r0 for r0 in range(1, full + 1) if _plan_cost(_halving_plan(n, r0, full), full) <= room]
-    if not fits:
+    fitted = fitted_plan(n, full, view.epoch_budget(budget))
+    if fitted is None or fitted[0] != ETA:
         return _infeasible(view, "successive_halving", _plan_cost(_halving_plan(n, 1, full), full))
-    winner = _run_halving(view, np.arange(n), _halving_plan(n, max(fits), full))
+    winner = _run_halving(view, np.arange(n), fitted[1])
     return _finish(view, "successive_halving", winner)
 
 

@@ -41,6 +41,9 @@ class View:
       names: the candidates, ``(C,)``.
       full_epochs: the length of full training.
       paid: ``(C,)`` int, the last epoch paid for per candidate (0: nothing trained yet).
+      stops: per candidate, the epochs its payments ended at, in order: where the policy
+        decided about it again. A gain between two consecutive stops was paid for on what
+        was known at the first, so it carries no selection on its own outcome.
       passes_per_epoch: ``(C,)`` training passes of one epoch of each candidate.
       eval_examples: validation plus test examples (None: unknown), for the measurement
         noise between a candidate's validation and test accuracy.
@@ -53,6 +56,7 @@ class View:
         self.names = tuple(names)
         self.full_epochs = check_full_epochs(full_epochs)
         self.paid = np.zeros(len(self.names), dtype=int)
+        self.stops: list[list[int]] = [[] for _ in self.names]
         self.passes_per_epoch = np.asarray(passes_per_epoch, dtype=float)
         self.eval_examples = eval_examples
         self.timings: list[tuple[float, float]] = []
@@ -72,7 +76,10 @@ class View:
             if not 0 <= epoch <= self.full_epochs:
                 raise CapjaxInputError(f"epoch {epoch} is outside 0..{self.full_epochs}")
         start = time.perf_counter()
+        raised = {c: int(e) for c, e in plan.items() if e > self.paid[c]}
         self._pay({c: max(int(self.paid[c]), int(e)) for c, e in plan.items()})
+        for c, e in raised.items():
+            self.stops[c].append(e)
         if self._returned is not None:
             self.timings.append((start - self._returned, time.perf_counter() - start))
         self._returned = time.perf_counter()

@@ -1,11 +1,11 @@
-"""capjax's engine: value of information, not rank, decides who trains; budgets are kept."""
+"""capjax's engine: value of information, not rank, decides who survives a rung; budgets are kept."""
 
 import numpy as np
 import pytest
 
 from capjax.base.validation import CapjaxInputError
 from capjax.selection import PaidView, capjax_engine, smallest_budget
-from capjax.selection.engine import allocate, opportunity_loss, posterior
+from capjax.selection.engine import HOPELESS, knowledge_gradient, opportunity_loss, posterior, survivors
 from tests._fake import fake_sweep, planted_curves
 
 
@@ -15,7 +15,7 @@ def _view(tmp_path, n=20, full=16, seed=0):
     return PaidView(fake_sweep(tmp_path, fields), full)
 
 
-def test_an_uncertain_lower_mean_is_trained_where_halving_would_keep_a_certain_one(tmp_path):
+def test_an_uncertain_lower_mean_survives_where_halving_would_keep_a_certain_one(tmp_path):
     rng = np.random.default_rng(0)
     draws = np.stack([
         0.90 + 0.005 * rng.standard_normal(4000),  # the leader
@@ -26,10 +26,17 @@ def test_an_uncertain_lower_mean_is_trained_where_halving_would_keep_a_certain_o
     assert leader == 0 and value[2] > 100 * value[1]
     view = _view(tmp_path, n=3)
     view.train([0, 1, 2], 1)
-    room = 2.5 * view.passes_per_epoch.max()  # two candidates' next epoch
-    _, plan = allocate(view, draws, room)
-    trained = set(plan)
-    assert 2 in trained and 1 not in trained  # halving would keep the top two by mean: 0 and 1
+    kept = survivors(view, draws, np.arange(3), size=2, epoch=4)
+    assert set(kept.tolist()) == {0, 2}  # halving would keep the top two by mean: 0 and 1
+
+
+def test_the_knowledge_gradient_of_a_move_grows_with_what_it_resolves():
+    rng = np.random.default_rng(0)
+    draws = np.stack([0.90 + 0.01 * rng.standard_normal(4000), 0.85 + 0.05 * rng.standard_normal(4000)], axis=1)
+    kg = np.stack([knowledge_gradient(draws, np.full(2, s)) for s in (0.0, 0.1, 0.5, 1.0)])
+    assert np.allclose(kg[0], 0, atol=1e-12) and np.all(np.diff(kg[:, 1]) > 0)
+    # resolving everything about the runner-up is worth its expected improvement over the leader's mean
+    assert kg[-1, 1] == pytest.approx(np.maximum(draws[:, 1] - draws[:, 0].mean(), 0).mean(), rel=1e-9)
 
 
 def test_the_posterior_stays_in_the_unit_interval_and_measured_candidates_are_known(tmp_path):
@@ -67,9 +74,7 @@ def test_the_ablations_read_beta_eff_and_the_weight_signals_when_recorded(tmp_pa
         capjax_engine(PaidView(view._full, 16), 0.2, features=("beta",))
 
 
-def test_hopeless_candidates_stop_and_the_reserve_follows_the_posterior(tmp_path):
-    from capjax.selection.engine import HOPELESS, reserve
-
+def test_hopeless_candidates_stop(tmp_path):
     view = _view(tmp_path, n=4)
     view.train(np.arange(4), 1)
     rng = np.random.default_rng(1)
@@ -77,13 +82,7 @@ def test_hopeless_candidates_stop_and_the_reserve_follows_the_posterior(tmp_path
                      0.70 + 0.001 * rng.standard_normal(4000), 0.60 + 0.001 * rng.standard_normal(4000)], axis=1)
     _, value = opportunity_loss(sure)
     assert (value[1:] < HOPELESS).all()
-    _, plan = allocate(view, sure, room=1e12)
-    assert set(plan) <= {0}  # only the leader may still be worth an epoch
-    finish_one = 15 * view.passes_per_epoch[0]
-    assert reserve(view, sure, 0.005, left=1e12) == pytest.approx(finish_one)
-    vague = 0.8 + 0.1 * rng.standard_normal((4000, 4))
-    assert reserve(view, vague, 0.005, left=1e12) == pytest.approx(4 * finish_one)
-    assert reserve(view, vague, 0.005, left=2.5 * finish_one) == pytest.approx(2 * finish_one)
+    assert survivors(view, sure, np.arange(4), size=4, epoch=3).tolist() == [0]  # only the leader goes on
 
 
 def test_a_negative_epoch_is_never_a_way_to_the_final_one(tmp_path):
