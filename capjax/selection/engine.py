@@ -1,46 +1,44 @@
-"""capjax's selection engine: rounds of training directed by a joint posterior (docs/method.md §6).
+"""capjax's selection engine: halving's rungs, survivors chosen by a joint posterior (docs/method.md §6).
 
 A policy on any :class:`~capjax.selection.view.View`: a :class:`PaidView` replays recorded
 sweeps (the policy benchmark), a :class:`capjax.workflows.LiveView` trains for real
 (``capjax select``).
 
-**The joint posterior.** In logit space, ``y_c(e) = logit(val_acc_c(e))``. A candidate at
-epoch ``e`` is described by ``phi_c(e) = [1, y_c(e), y_c(e) - y_c(e - 1), log(e + 1)]``,
+**The joint posterior.** In logit space, ``y_c(e) = logit(val_acc_c(e))``. A gain from
+epoch ``e`` to a later ``t`` is modelled as
+
+    y_c(t) - y_c(e) = h (w . phi_c(e, t)) + h^gamma eps,    h = h(e, t) = log((t + 1) / (e + 1)),
+
+with ``phi_c(e, t) = [1, y_c(e), y_c(e) - y_c(e - 1), (log(e + 1) + log(t + 1)) / 2]``,
 optionally followed by beta_eff's and the weight signals' change since epoch 0
-(:data:`FEATURES`). Its gain to a later epoch ``e'`` is modelled as a rate per log-epoch,
+(:data:`FEATURES`): a rate per log-epoch read at the interval's midpoint, and noise whose
+sd grows as ``h^gamma`` (the ridge intercept adds a constant ``h^gamma theta_0``, a drift
+that grows like the noise). It is one Bayesian linear model for every candidate
+(:func:`capjax.bayes.regression_draws`, the fast path, with the noise precision
+integrated out: each joint draw is scaled by one chi-square draw, a Student-t with the
+pairs' degrees of freedom). ``gamma`` is averaged over :data:`GAMMAS` by the evidence
+(:func:`exponent_weights`). Its data are the pairs between consecutive stops of every
+candidate (:attr:`~capjax.selection.view.View.stops`), so partially trained candidates
+are references too; longer spans are left out because surviving them selected on their
+gains. Queries are clipped to the range of states the pairs showed. With fewer than
+:data:`MIN_DOF` degrees of freedom, every gain is normal with mean 0 and sd
+``h^PRIOR_GAMMA``, the same for all, so the order of the current accuracies stands. The draws go back through the
+sigmoid, so every mean and interval lies in [0, 1]. A candidate trained to the end is
+measured: its draws are its final validation accuracy. :func:`test_draws` adds the
+binomial noise between validation and test accuracy for the intervals a user reads.
 
-    y_c(e') - y_c(e) = h(e, e') * (w . phi_c(e) + noise),    h(e, e') = log((e' + 1) / (e + 1)),
+**Where the epochs go** (:func:`engine`). The rungs are those of successive halving fitted
+to the budget (:func:`~capjax.selection.policies.fitted_plan`: ``eta = 3`` with the
+largest first rung where that fits, else the smallest ``eta`` that does). After each rung
+the posterior is refitted and the next rung's survivors are those of highest
+:func:`knowledge_gradient` for the move (:func:`survivors`): the expected gain in the
+value of the choice from what the move resolves. The leader always survives; hopeless
+candidates (expected opportunity loss below :data:`HOPELESS`) stop. Successive halving
+is this engine with the knowledge gradient replaced by the rank of current accuracy, and
+without the early stop, the pruning of the hopeless and the extra finishes.
 
-so that the uncertainty of a gain grows with its horizon. It is one Bayesian linear model
-for every candidate (:func:`capjax.bayes.regression_draws`, the fast path, with the noise
-precision integrated out: each joint draw is scaled by one chi-square draw, a Student-t
-with the pairs' degrees of freedom). Its data are the pairs that candidates trained
-further than others provide: for every candidate paid up to ``p`` and each ``e`` in
-``1, 2, 4, ... < p``, the pair (phi_c(e), (y_c(p) - y_c(e)) / h(e, p)). Finished
-candidates are references like any other; they are the leaders, a biased sample, which
-is why the unfinished ones are the bulk of the data. With fewer than :data:`MIN_DOF`
-degrees of freedom, every candidate's rate is N(0, 1), the same for all, so the order of
-the current accuracies stands. The shared ``w`` makes the draws of every candidate's final
-``y_c(full)`` joint; the draws go back through the sigmoid, so every mean and interval
-lies in [0, 1]. A candidate trained to the end is measured: its draws are its final
-validation accuracy. :func:`test_draws` adds the binomial noise between validation and
-test accuracy for the intervals a user reads.
-
-**Where the next epochs go** (:func:`allocate`). With ``l`` the leader (highest posterior
-mean), a candidate's value is its expected opportunity loss ``E[(f_c - f_l)^+]`` (the
-leader's own is ``E[(max_{j != l} f_j - f_l)^+]``): how much choosing the leader now could
-cost because of what ``c`` might still become. A move resolves the share of that value
-that its horizon covers; each round takes moves (double the epochs, or finish) by value
-resolved per training pass. An uncertain candidate with a lower mean can be worth more
-than a certain one with a higher mean: that is what halving by rank cannot do.
-Candidates worth less than :data:`HOPELESS` stop.
-
-**What is held back** (:func:`reserve`). Once the gain model is fitted, the engine keeps
-enough budget to finish the smallest set of candidates, by P(best), whose expected regret
-is at most ``tolerance``; exploration spends only the rest.
-
-**Stopping.** When the leader's P(best) passes ``p_best_stop``, when nothing is worth
-training, or when the reserve is all that is left, the leader is trained to the end and
+**Stopping.** When the leader's P(best) passes ``p_best_stop``, or after the last rung,
+the leader among the candidates the budget can still finish is trained to the end, and
 what budget remains finishes the next candidates by P(best); the best finished one by
 validation accuracy is chosen.
 """
@@ -67,9 +65,11 @@ NUM_DRAWS = 1000
 MIN_DOF = 3
 """Pairs beyond the features needed before the gain model is fitted (else the prior)."""
 GAMMAS = (0.25, 0.5, 0.75, 1.0)
-"""Exponents of the horizon in the gain noise, ``sd ∝ h^gamma``, that the evidence chooses from."""
+"""Exponents of the horizon in the gain noise, ``sd ∝ h^gamma``, that the posterior averages over
+(0.5 is a random walk in log-epochs; 1 an unknown constant rate)."""
 PRIOR_GAMMA = 1.0
-"""The exponent before the gain model is fitted: a random walk in log-epochs."""
+"""The exponent before the gain model is fitted: an unknown rate N(0, 1) per log-epoch, the
+widest of :data:`GAMMAS` over long horizons."""
 
 
 def _logit_acc(view: View, epoch: int, candidates: np.ndarray) -> np.ndarray:
@@ -191,6 +191,10 @@ def _exponent_weights(rows: np.ndarray, gains: np.ndarray, horizons: np.ndarray,
     scaled = [_padded(*_scaled(rows, gains, horizons, g), view) for g in GAMMAS]
     F, y, w = (np.stack(part) for part in zip(*scaled, strict=True))
     log_ev = log_evidence(F, y, w) - np.asarray(GAMMAS) * np.log(horizons).sum()
+    # near noise-free gains can leave a float32 evidence undefined: that model drops out
+    log_ev = np.where(np.isfinite(log_ev), log_ev, -np.inf)
+    if not np.isfinite(log_ev).any():
+        return (np.asarray(GAMMAS) == PRIOR_GAMMA).astype(float)
     weights = np.exp(log_ev - log_ev.max())
     return weights / weights.sum()
 
@@ -226,7 +230,7 @@ def posterior(view: View, seed: int = 0, groups: tuple[str, ...] = ("curve",),
                 gain[pick] = _gain_draws(view, rows, gains, horizons, queries, h, GAMMAS[g], seed, rng)[pick]
         else:
             # too few pairs to fit: an unknown gain of the same size for every candidate,
-            # N(0, h^PRIOR_GAMMA), so the order of the current accuracies stands
+            # mean 0 and sd h^PRIOR_GAMMA, so the order of the current accuracies stands
             gain = rng.standard_normal((NUM_DRAWS, len(open_))) * (h**PRIOR_GAMMA)[None]
         draws[:, open_] = expit(current[None] + gain)
     draws[:, view.failed] = 0.0  # a failed candidate is never best
@@ -316,12 +320,17 @@ def survivors(view: View, draws: np.ndarray, alive: np.ndarray, size: int, epoch
     with a lower mean can outrank a certain one with a higher mean, which halving by rank
     never does.
     """
-    leader, value = opportunity_loss(draws)
+    _, value = opportunity_loss(draws)
     full, paid = view.full_epochs, view.paid
     share = 1.0 - (_horizon(epoch, full) / np.maximum(_horizon(paid, full), 1e-12)) ** (2 * gamma)
     worth = knowledge_gradient(draws, share)
+    live = alive[~view.failed[alive]]
+    if not live.size:
+        return live
+    # the leader of those still training (the overall one may have stopped at a rung before)
+    leader = live[np.argmax(draws.mean(axis=0)[live])]
     worth[leader] = np.inf
-    keep = alive[~view.failed[alive] & ((value[alive] >= HOPELESS) | (alive == leader))]
+    keep = live[(value[live] >= HOPELESS) | (live == leader)]
     return keep[np.argsort(-worth[keep], kind="stable")[:size]]
 
 
@@ -374,7 +383,10 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
     cost = np.array([_finish_cost(view, c) for c in range(n)])
     affordable = (cost <= total - view.spent) & ~view.failed
     if not affordable.any():  # only rounding can leave the plan's own finish out
-        affordable[alive] = True
+        affordable[alive] = ~view.failed[alive]
+    if not affordable.any():
+        return Outcome("capjax", None, view.fraction, view.paid.copy(),
+                       "every candidate the budget could still finish diverged", draws, tuple(rounds))
     leader = int(np.flatnonzero(affordable)[np.argmax(draws.mean(axis=0)[affordable])])
     p_best = prob_best(draws)
     finish, left = [leader], total - view.spent - cost[leader]

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from capjax.base.validation import CapjaxInputError
-from capjax.selection import PaidView, capjax_engine, smallest_budget
-from capjax.selection.engine import HOPELESS, knowledge_gradient, opportunity_loss, posterior, survivors
+from capjax.selection import PaidView, View, capjax_engine, smallest_budget
+from capjax.selection.engine import (
+    HOPELESS,
+    exponent_weights,
+    knowledge_gradient,
+    opportunity_loss,
+    posterior,
+    survivors,
+)
 from tests._fake import fake_sweep, planted_curves
 
 
@@ -91,3 +98,47 @@ def test_a_negative_epoch_is_never_a_way_to_the_final_one(tmp_path):
     view = _view(tmp_path, n=3)
     with pytest.raises(UnpaidEpochError, match="outside"):
         view.read("val_acc", -1, [0])
+
+
+class _Curves(View):
+    """A view of hand-made validation curves ``(C, E + 1)``; candidate c diverges at ``diverge[c]``."""
+
+    def __init__(self, acc: np.ndarray, diverge: np.ndarray | None = None):
+        n, epochs = acc.shape
+        super().__init__([f"c{i}" for i in range(n)], epochs - 1, np.ones(n))
+        self.acc = acc
+        self.diverge = np.full(n, 10**9) if diverge is None else np.asarray(diverge)
+
+    def _table(self, field):
+        if field != "val_acc":
+            return np.full(self.acc.shape, np.nan)
+        return np.where(np.arange(self.acc.shape[1])[None] >= self.diverge[:, None], np.nan, self.acc)
+
+    @property
+    def failed(self):
+        return self.diverge <= self.paid
+
+
+def _logistic_curves(n=30, epochs=31, seed=0):
+    rng = np.random.default_rng(seed)
+    e = np.log1p(np.arange(epochs))[None]
+    y = rng.normal(-1, 0.5, (n, 1)) + rng.uniform(0.5, 2, (n, 1)) * e + rng.normal(0, 0.1, (n, epochs))
+    return 1 / (1 + np.exp(-y))
+
+
+@pytest.mark.parametrize("budget", [0.07, 0.088, 0.2])
+def test_when_every_survivor_diverges_the_engine_says_so_and_keeps_its_budget(budget):
+    view = _Curves(_logistic_curves(), diverge=np.full(30, 2))  # everyone diverges in epoch 2
+    out = capjax_engine(view, budget)
+    assert out.fraction <= budget + 1e-9
+    assert out.chosen is None and "diverged" in out.reason
+
+
+def test_noise_free_curves_leave_the_evidence_defined():
+    acc = np.tile(np.linspace(0.5, 0.9, 31), (30, 1))  # every candidate the same, gains exact
+    for noise in (0.0, 1e-4):
+        curves = np.clip(acc + noise * np.random.default_rng(0).standard_normal(acc.shape), 0, 1)
+        view = _Curves(curves)
+        out = capjax_engine(view, 0.2)
+        assert out.chosen is not None and np.isfinite(out.draws).all()
+        assert np.isclose(exponent_weights(view).sum(), 1.0)
