@@ -12,7 +12,8 @@ from typing import Any
 
 import jax
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(os.environ.get("CAPJAX_BENCH_RESULTS", Path(__file__).parent / "results"))
+"""Where the timing benchmarks write (``$CAPJAX_BENCH_RESULTS``: e.g. an accelerator's own folder)."""
 
 
 def best_time(fn: Callable[..., Any], *args: Any, repeat: int = 5, number: int = 1) -> float:
