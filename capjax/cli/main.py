@@ -2,9 +2,10 @@
 
 ``capjax select`` with no arguments builds the default transfer zoo on scikit-learn's
 digits, pretrains each backbone once (cached), and spends 20% of the compute of training
-every candidate fully: capjax's engine trains the candidates in rounds, each round where
-a joint posterior over their final accuracies says it matters most, trains the winner
-to the end and saves it, and prints every candidate's predicted final accuracy with a
+every candidate fully: capjax's engine trains the candidates in rungs (successive
+halving's shape fitted to the budget), keeps after each rung those that a joint posterior
+over their final accuracies says are worth most to the decision, trains the winner to
+the end and saves it, and prints every candidate's predicted final accuracy with a
 90% interval and P(best). ``--verify`` then trains every candidate to the end and scores
 the choice against the final test accuracy.
 

@@ -167,7 +167,7 @@ def figure(kind: str, payload: dict, path: str | os.PathLike[str] | None = None)
             raise CapjaxInputError(f"this selection ({payload['method']}) has no rounds; plot curves or predictions")
         return plots.plot_p_best([r["fraction"] for r in rounds], np.stack([r["p_best"] for r in rounds]),
                                  list(payload["records"]), path,
-                                 title="P(best) of final validation accuracy after each round")
+                                 title="P(best) of final validation accuracy after each rung")
     ok = [r for r in rows_ if r["mean"] is not None and r["lower"] is not None]
     if "verify" in payload:
         ok = [r for r in ok if r["true"] is not None]

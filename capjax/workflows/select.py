@@ -3,8 +3,8 @@
 :func:`select_zoo` builds a zoo and hands it, through a :class:`~capjax.workflows.live.LiveView`
 that trains for real, to a selection policy (docs/method.md §6):
 
-* by default capjax's engine (:func:`capjax.selection.capjax_engine`): rounds of training
-  directed by one joint posterior over every candidate's final accuracy;
+* by default capjax's engine (:func:`capjax.selection.capjax_engine`): rungs of training
+  whose survivors one joint posterior over every candidate's final accuracy chooses;
 * with ``predictor``, a per-candidate predictor of the registry (the paper's reading among
   them): every candidate trained for the same early epochs that the budget allows, then
   the predicted best trained to the end.
