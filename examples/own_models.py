@@ -73,16 +73,22 @@ def build(width: int = 8, channels: int = 1) -> dict[str, capjax.Model]:
             for k, (name, family) in enumerate(families.items()) for lr in (1e-3, 3e-3)}
 
 
-def main() -> capjax.Selection:
+def main(full_epochs: int = 10) -> capjax.Selection:
     from rich.console import Console
 
-    selection = capjax.select(build(), "digits", budget=0.3, full_epochs=10, verify=True, progress=False)
+    selection = capjax.select(build(), "digits", budget=0.3, full_epochs=full_epochs, verify=True, progress=False)
     Console(width=120).print(selection.table())
     v = selection.payload["verify"]
+    halving = v["policies"]["successive_halving"]
+    halving = "does not fit" if halving["regret"] is None else f"{halving['regret']:.3f}"
     print(f"chosen {selection.chosen} at {selection.compute_fraction:.1%} compute; regret {v['regret']:.3f} on "
-          f"test accuracy (best: {v['best']}); successive halving: {v['policies']['successive_halving']['regret']:.3f}")
+          f"test accuracy (best: {v['best']}); successive halving: {halving}")
     return selection
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Select among three NNX families on digits, then verify.")
+    parser.add_argument("--full-epochs", type=int, default=10, help="epochs of full training (default 10)")
+    main(parser.parse_args().full_epochs)
