@@ -22,8 +22,8 @@ candidate (:attr:`~capjax.selection.view.View.stops`), so partially trained cand
 are references too; longer spans are left out because surviving them selected on their
 gains. Queries are clipped to the range of states the pairs showed. With fewer than
 :data:`MIN_DOF` degrees of freedom, every gain is normal with mean 0 and sd
-``h^PRIOR_GAMMA``, the same for all, so the order of the current accuracies stands. The draws go back through the
-sigmoid, so every mean and interval lies in [0, 1]. A candidate trained to the end is
+``h^PRIOR_GAMMA``, the same for all, so the order of the current accuracies stands. The
+draws go back through the sigmoid, so every mean and interval lies in [0, 1]. A candidate trained to the end is
 measured: its draws are its final validation accuracy. :func:`test_draws` adds the
 binomial noise between validation and test accuracy for the intervals a user reads.
 
@@ -153,11 +153,8 @@ def _scaled(rows: np.ndarray, gains: np.ndarray, horizons: np.ndarray, gamma: fl
     return rows * (horizons ** (1.0 - gamma))[:, None], gains / horizons**gamma
 
 
-def _enough(rows: np.ndarray, gains: np.ndarray, *_) -> bool:
-    """Whether the pairs can fit the gain model: :data:`MIN_DOF` degrees of freedom left.
-
-    (Also asking for pairs ending at two epochs or more was tried on the development seed:
-    it kept the prior longer at 5% and then trusted an overconfident fit at 20%; worse.)"""
+def _enough(rows: np.ndarray, gains: np.ndarray) -> bool:
+    """Whether the pairs can fit the gain model: :data:`MIN_DOF` degrees of freedom left."""
     return len(gains) - rows.shape[1] - 1 >= MIN_DOF
 
 
