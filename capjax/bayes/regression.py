@@ -289,9 +289,7 @@ def log_evidence(
     check_intercept(intercept)
     flat = intercept == "flat"
     F = np.asarray(F_ref, dtype=float)
-    if not flat:
-        F = np.concatenate([np.ones(F.shape[:-1] + (1,)), F], axis=-1)
-    Xj = jnp.asarray(F)
+    Xj = jnp.asarray(F if flat else with_ones(F))
     data = prepare_batch(Xj, jnp.asarray(y_ref, Xj.dtype), jnp.asarray(weights) > 0, flat)
     alpha, lam = evidence_all(data, Hyperprior())
     return np.asarray(gauss_batch(data, alpha, lam)[3], dtype=float)

@@ -424,8 +424,8 @@ def split_key(key: Any) -> tuple[jax.Array, jax.Array]:
 
 
 def with_ones(X: np.ndarray) -> np.ndarray:
-    """``[1, X]``: X (n, k) with a leading column of ones, for an intercept."""
-    return np.concatenate([np.ones((len(X), 1)), X], axis=1)
+    """``[1, X]``: X (..., n, k) with a leading column of ones, for an intercept."""
+    return np.concatenate([np.ones(X.shape[:-1] + (1,)), X], axis=-1)
 
 
 def powers(b: np.ndarray, degree: int, flat: bool) -> np.ndarray:

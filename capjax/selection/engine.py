@@ -377,7 +377,7 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
     # the leader of those the budget can still finish (the plan pays for one of the last
     # rung's) to the end, then, with what is left, the next most likely best: a measured
     # final beats a forecast. Decided at once, so that a live view trains them together.
-    cost = np.array([_finish_cost(view, c) for c in range(n)])
+    cost = _finish_costs(view)
     affordable = (cost <= total - view.spent) & ~view.failed
     if not affordable.any():  # only rounding can leave the plan's own finish out
         affordable[alive] = ~view.failed[alive]
@@ -388,10 +388,9 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
     p_best = prob_best(draws)
     finish, left = [leader], total - view.spent - cost[leader]
     for c in finish_order(view, draws):
-        cost = _finish_cost(view, c)
-        if c != leader and view.paid[c] < full and p_best[c] > 0 and cost <= left:
+        if c != leader and view.paid[c] < full and p_best[c] > 0 and cost[c] <= left:
             finish.append(int(c))
-            left -= cost
+            left -= cost[c]
     view.train_to({c: full for c in finish})
     draws = posterior(view, seed, features)
     rounds.append((view.fraction, prob_best(draws)))
@@ -403,5 +402,6 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
     return Outcome("capjax", chosen, view.fraction, view.paid.copy(), None, draws, tuple(rounds))
 
 
-def _finish_cost(view: View, c: int) -> float:
-    return float((view.full_epochs - view.paid[c]) * view.passes_per_epoch[c])
+def _finish_costs(view: View) -> np.ndarray:
+    """``(C,)`` training passes that finishing each candidate from where it is would cost."""
+    return (view.full_epochs - view.paid) * view.passes_per_epoch

@@ -134,6 +134,12 @@ def _run_halving(view: PaidView, candidates: np.ndarray, plan: list[tuple[int, i
     return int(_best(view, plan[-1][1], alive)[0])
 
 
+def _widest_plan(n: int, full: int, room: float, eta: int) -> list[tuple[int, int]] | None:
+    """The halving plan of ``eta`` with the largest first rung that fits ``room`` candidate-epochs."""
+    fits = [r0 for r0 in range(1, full + 1) if _plan_cost(_halving_plan(n, r0, full, eta), full) <= room]
+    return _halving_plan(n, max(fits), full, eta) if fits else None
+
+
 def fitted_plan(n: int, full: int, room: float, eta: int = ETA) -> tuple[int, list[tuple[int, int]]] | None:
     """``(eta, plan)``: the halving plan (:func:`_halving_plan`) of the smallest ``eta' >= eta``
     that fits ``room`` candidate-epochs and, for it, the largest first rung; None if none fits.
@@ -143,9 +149,9 @@ def fitted_plan(n: int, full: int, room: float, eta: int = ETA) -> tuple[int, li
     too small for ``eta``.
     """
     for e in range(eta, max(eta, n) + 1):
-        fits = [r0 for r0 in range(1, full + 1) if _plan_cost(_halving_plan(n, r0, full, e), full) <= room]
-        if fits:
-            return e, _halving_plan(n, max(fits), full, e)
+        plan = _widest_plan(n, full, room, e)
+        if plan is not None:
+            return e, plan
     return None
 
 
@@ -156,10 +162,10 @@ def successive_halving(view: PaidView, budget: float, rng: np.random.Generator |
     candidate-epochs. With 60 candidates and 30 epochs, ``r0 = 1`` already needs 11%.
     """
     n, full = len(view), view.full_epochs
-    fitted = fitted_plan(n, full, view.epoch_budget(budget))
-    if fitted is None or fitted[0] != ETA:
+    plan = _widest_plan(n, full, view.epoch_budget(budget), ETA)
+    if plan is None:
         return _infeasible(view, "successive_halving", _plan_cost(_halving_plan(n, 1, full), full))
-    winner = _run_halving(view, np.arange(n), fitted[1])
+    winner = _run_halving(view, np.arange(n), plan)
     return _finish(view, "successive_halving", winner)
 
 

@@ -92,8 +92,8 @@ def own_candidates(models: Any, dataset: Dataset, *, seed: int = 0,
     Each backbone is run on :data:`CHECK_BATCH` training examples in both modes before
     anything trains, so a backbone that fails, returns other than ``(batch, d)``, or gives
     NaN is a one-line error naming it; repeated names are one too (:func:`check_candidates`),
-    and a batch larger than the training split when the sweep starts. Candidates are seeded ``seed, seed + 1, ...`` in
-    order (the head's initialisation, batch order, Dropout).
+    and a batch larger than the training split when the sweep starts. Candidates are seeded
+    ``seed, seed + 1, ...`` in order (the head's initialisation, batch order, Dropout).
     """
     pairs = _pairs(models)
     widths = probe_widths or DEFAULT_WIDTHS
