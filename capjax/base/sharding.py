@@ -9,6 +9,7 @@ through the same path.
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,8 +23,18 @@ CANDIDATE_AXIS = "candidates"
 
 
 def candidate_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A one-axis mesh named ``"candidates"`` over ``devices`` (default: all devices)."""
-    return Mesh(np.asarray(devices if devices is not None else jax.devices()), (CANDIDATE_AXIS,))
+    """A one-axis mesh named ``"candidates"`` over ``devices`` (default: all devices).
+
+    The devices are taken in turn from each process (the first of every process, then the
+    second, ...), so that consecutive blocks of the candidate axis, where a group's members
+    sit ahead of its padding, land on different processes (docs/method.md §9).
+    """
+    seen: collections.Counter[int] = collections.Counter()
+    turns = []
+    for d in devices if devices is not None else jax.devices():
+        turns.append((seen[d.process_index], d.process_index, d))
+        seen[d.process_index] += 1
+    return Mesh(np.asarray([d for *_, d in sorted(turns, key=lambda t: t[:2])]), (CANDIDATE_AXIS,))
 
 
 def _pad_candidates(tree: Any, n_to: int) -> Any:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from capjax.base import distributed
 from capjax.base.validation import CapjaxInputError
 from capjax.predictors.registry import PREDICTORS
 from capjax.scoring.protocol import BUDGETS_PERCENT
@@ -82,6 +83,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="pretrained-backbone cache (default: ~/.cache/capjax or $CAPJAX_CACHE)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    many = p.add_argument_group(
+        "multi-process runs (one selection over every host of a TPU slice or GPU cluster; start the same command "
+        "on each)"
+    )
+    many.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                      help="process 0's host and a free port, the same on every process")
+    many.add_argument("--num-processes", type=int, default=None, help="how many processes take part")
+    many.add_argument("--process-id", type=int, default=None, help="this process's index, 0..N-1, one each")
+    many.add_argument("--distributed", action="store_true",
+                      help="join a multi-process run that JAX detects itself (SLURM, TPU pods) instead")
+    many.add_argument("--join-timeout", type=float, default=distributed.INIT_TIMEOUT_S,
+                      help=f"seconds to wait for every process to join (default: {distributed.INIT_TIMEOUT_S})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``capjax`` with ``argv`` (default: the process's); returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed,
+                               timeout_s=args.join_timeout)
         if args.command == "select":
             from rich.console import Console
 
