@@ -108,11 +108,15 @@ class SweepResult:
       out_dir: the sweep directory.
       names: the candidates' names, in the order the sweep was given them.
       trajectories: name -> :class:`Trajectory` (see :func:`load_records`).
+      passes_by_process: training passes each process of a multi-process run computed in
+        the :func:`~capjax.training.run_sweep` call that returned this (one entry per
+        process); None when the sweep was read from disk.
     """
 
     out_dir: Path
     names: tuple[str, ...]
     trajectories: Mapping[str, Trajectory]
+    passes_by_process: tuple[int, ...] | None = None
 
     @property
     def failed(self) -> np.ndarray:

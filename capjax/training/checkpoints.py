@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from capjax.base.distributed import orbax_primary_only
 from capjax.base.validation import CapjaxInputError
 from capjax.data.dataset import Dataset
 from capjax.records.files import CHECKPOINT_DIR
@@ -32,9 +33,12 @@ class Checkpoints:
 
         self._ocp = ocp
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=2, enable_async_checkpointing=False, cleanup_tmp_directories=True
+            max_to_keep=2, enable_async_checkpointing=False, cleanup_tmp_directories=True,
+            multiprocessing_options=orbax_primary_only(),  # docs/method.md §9
+            create=False,  # orbax cannot create it with active_processes set
         )
         self.path = path.absolute()
+        self.path.mkdir(parents=True, exist_ok=True)
         self.manager = ocp.CheckpointManager(self.path, options=options)
 
     def latest(self) -> int | None:

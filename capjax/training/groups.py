@@ -54,8 +54,13 @@ class Group:
 
 
 def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) -> list[Group]:
-    """Groups of equal ``group_key``, each over as many devices as it has candidates (at most
-    all), with the candidate axis padded to a multiple of its device count."""
+    """Groups of equal ``group_key``, each over as many devices as it has candidates (at
+    most all), with the candidate axis padded to a multiple of its device count.
+
+    In a multi-process run every group spans every device (one global mesh,
+    docs/method.md §9): each process must take part in each group's program, so a group
+    smaller than the mesh pads it, with copies of its last member.
+    """
     groups: dict[GroupKey, list[Candidate]] = {}
     for c in candidates:
         groups.setdefault(c.group_key, []).append(c)
@@ -63,7 +68,7 @@ def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) 
     for members in groups.values():
         n = len(members)
         per_device = math.ceil(n / len(devices))
-        n_dev = math.ceil(n / per_device)  # as many devices as possible, padding < per_device
+        n_dev = len(devices) if jax.process_count() > 1 else math.ceil(n / per_device)
         lanes = members + [members[-1]] * (n_dev * per_device - n)
         c = members[0]
         digest = hashlib.blake2b(
@@ -195,10 +200,11 @@ def _lane_hyperparameters(group: Group) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def initial_state(group: Group, backbones: Mapping[str, Any], dataset: Dataset) -> tuple:
-    """The group's stacked ``(params, opt_state)`` from NumPy ``backbones``."""
+    """The group's stacked ``(params, opt_state)`` from NumPy ``backbones``, as NumPy (on the
+    host, so that any process can place it on a global mesh)."""
     init = _init_fn(group.members[0].group_key, dataset.input_shape, dataset.num_classes)
     stacked = jax.tree.map(lambda *xs: np.stack(xs), *[backbones[c.name] for c in group.lanes])
-    return init(stacked, *_lane_hyperparameters(group))
+    return jax.device_get(init(stacked, *_lane_hyperparameters(group)))
 
 
 def template(group: Group, dataset: Dataset) -> tuple:
@@ -213,6 +219,15 @@ def template(group: Group, dataset: Dataset) -> tuple:
         lambda s: jax.ShapeDtypeStruct((len(group.lanes), *s.shape), s.dtype), one
     )
     return jax.eval_shape(init, stacked, *_lane_hyperparameters(group))
+
+
+def local_lanes(tree: Any, n: int) -> np.ndarray:
+    """``(n,)``: whether each of the first ``n`` lanes of a candidate-sharded ``tree`` sits on
+    this process's devices (all of them, in one process)."""
+    lanes = np.zeros(jax.tree.leaves(tree)[0].shape[0], bool)
+    for shard in jax.tree.leaves(tree)[0].addressable_shards:
+        lanes[shard.index[0]] = True
+    return lanes[:n]
 
 
 def on_candidates(tree: Any, mesh: Mesh) -> Any:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from capjax.base.distributed import orbax_primary_only
 from capjax.base.validation import CapjaxInputError, CapjaxWarning
 from capjax.data.dataset import Dataset
 from capjax.records.files import exclusive, written
@@ -180,7 +181,7 @@ def pretrain_backbones(
 
     if not lineages:
         return out
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = ocp.StandardCheckpointer(multiprocessing_options=orbax_primary_only())
     # shared by every run that uses this cache: one writer at a time, the others wait
     with exclusive(cache_dir, wait=True, flag="--cache-dir"):
         try:

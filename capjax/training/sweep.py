@@ -53,7 +53,9 @@ candidate's seed and ``e``, and the group programs are the same. A rerun with la
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -66,6 +68,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh
 
+from capjax.base.distributed import gathered, is_primary, per_process, shared
+from capjax.base.progress import progress_bar
 from capjax.base.validation import CapjaxInputError
 from capjax.capacitance.dynamics import INTERACTIONS
 from capjax.data.dataset import Dataset
@@ -87,10 +91,12 @@ from capjax.training.groups import (
     PlacedData,
     group_steps,
     initial_state,
+    local_lanes,
     on_candidates,
     pad_lanes,
     place_data,
     plan_groups,
+    probe_rows,
     template,
 )
 from capjax.training.model import epoch_batches, epoch_keys
@@ -204,7 +210,12 @@ class GroupRun:
         self.params, self.opt_state = on_candidates(state, group.mesh)
         self.seeds = np.array([c.seed for c in group.lanes], np.int32)
         self.target = np.array([job.target(c.name) for c in group.members])
-        self.probe = (np.asarray(data.probe_x), np.asarray(data.probe_y))
+        rows = probe_rows(len(job.dataset.y_train), job.probe_batch)  # on the host, for record_fns
+        self.probe = (job.dataset.x_train[rows], job.dataset.y_train[rows])
+        self.epoch_passes = np.array([train_passes_per_epoch(len(job.dataset.y_train), c.batch_size)
+                                      for c in group.members])
+        self.local = local_lanes(self.params, len(group.members))
+        self.passes = 0  # training passes of this process's lanes, in this run
         # Compile now, so that wall_s measures epochs, not XLA.
         if self._active().any():
             if (self.target >= np.maximum(self.at + 1, 1)).any():
@@ -235,7 +246,8 @@ class GroupRun:
         return int(np.where(self.alive, np.maximum(self.target - self.at, 0), 0).sum())
 
     def checkpoint(self) -> tuple[tuple, np.ndarray, np.ndarray]:
-        return (self.params, self.opt_state), self.alive, self.at
+        """``(state, alive, epoch)`` on the host (gathered from every process: a collective)."""
+        return gathered((self.params, self.opt_state)), self.alive.copy(), self.at.copy()
 
     def tick(self) -> list[dict]:
         """One epoch of every active member (epoch 0: measure only), and their records."""
@@ -251,15 +263,16 @@ class GroupRun:
             self.params, self.opt_state, train_loss = steps.train(
                 self.params, self.opt_state, *self._order(self._lanes(epoch)),
                 on_candidates(self._lanes(trains), self.group.mesh), data.x_train, data.y_train)
+            self.passes += int(self.epoch_passes[trains & self.local].sum())
         measured = steps.measure(self.params, data.val, data.test)
-        (losses, accs, finite), train_loss = jax.device_get((measured, train_loss))
+        (losses, accs, finite), train_loss = gathered((measured, train_loss))
         t1 = time.perf_counter()
         betas = (np.zeros((len(self.group.lanes), 0)) if steps.beta is None
-                 else np.asarray(jax.device_get(steps.beta(self.params, data.probe_x, data.probe_y))))
+                 else gathered(steps.beta(self.params, data.probe_x, data.probe_y)))
         t2 = time.perf_counter()
 
         n = int(active.sum())
-        host = jax.device_get(self.params) if job.record_fns or job.snapshot_params else None
+        host = gathered(self.params) if job.record_fns or job.snapshot_params else None
         records = []
         for i in np.flatnonzero(active):
             c, e = self.group.members[i], int(epoch[i])
@@ -289,7 +302,7 @@ def _extras(job: _Job, c: Candidate, epoch: int, params: dict, probe: tuple) -> 
     """``record_fns`` outputs of one candidate; saves its snapshot if asked."""
     ctx = SweepContext(c, epoch, job.dataset, *probe)
     out = {k: _scalar(k, fn(params, ctx)) for k, fn in job.record_fns.items()}
-    if job.snapshot_params:
+    if job.snapshot_params and is_primary():
         _save_snapshot(job.out_dir, c.name, epoch, params)
     return out
 
@@ -414,32 +427,40 @@ def run_sweep(
     job = _Job(dataset, targets, out_dir, interactions, int(probe_batch), record_fns,
                bool(snapshot_params))
     groups = plan_groups(candidates, list(devices) if devices is not None else jax.devices())
-    with exclusive(out_dir, flag="out_dir"):
-        check_manifest(out_dir, manifest)
-        ckpt = Checkpoints(out_dir / CHECKPOINT_DIR)
-        try:
-            start = resume_point(out_dir, ckpt, {g.gid: [c.name for c in g.members] for g in groups},
-                                 lambda: {g.gid: (template(g, dataset), len(g.members)) for g in groups})
-            todo = [c for g in groups for i, c in enumerate(g.members)
-                    if g.gid not in start.progress
-                    or (start.progress[g.gid][0][i] and start.progress[g.gid][1][i] < targets[c.name])]
-            if todo:
-                _run_epochs(job, groups, ckpt, start, cache_dir, progress)
-        finally:
-            ckpt.close()
-    return load_sweep(out_dir)
+    ckpt: Checkpoints | None = None  # process 0's: it alone reads and writes out_dir
+    with contextlib.ExitStack() as held:
+        def open_sweep() -> Resume:
+            nonlocal ckpt
+            held.enter_context(exclusive(out_dir, flag="out_dir"))
+            check_manifest(out_dir, manifest)
+            ckpt = Checkpoints(out_dir / CHECKPOINT_DIR)
+            held.callback(ckpt.close)
+            return resume_point(out_dir, ckpt, {g.gid: [c.name for c in g.members] for g in groups},
+                                lambda: {g.gid: (template(g, dataset), len(g.members)) for g in groups})
+
+        start = shared(open_sweep)
+        todo = [c for g in groups for i, c in enumerate(g.members)
+                if g.gid not in start.progress
+                or (start.progress[g.gid][0][i] and start.progress[g.gid][1][i] < targets[c.name])]
+        passes = _run_epochs(job, groups, ckpt, start, cache_dir, progress) if todo else 0
+        result = shared(lambda: load_sweep(out_dir))
+    return dataclasses.replace(result, passes_by_process=per_process(passes))
 
 
-def _run_epochs(job: _Job, groups: Sequence[Group], ckpt: Checkpoints, start: Resume,
-                cache_dir: str | os.PathLike[str] | None, progress: bool) -> None:
+def _run_epochs(job: _Job, groups: Sequence[Group], ckpt: Checkpoints | None, start: Resume,
+                cache_dir: str | os.PathLike[str] | None, progress: bool) -> int:
     """Ticks until every live candidate reaches its target, from the pretrained backbones when
-    ``start.step`` is None."""
-    with _progress_bar(progress) as bar:
+    ``start.step`` is None; returns the training passes this process computed.
+
+    ``ckpt`` is None except on process 0, which writes every tick's records and checkpoint.
+    """
+    with progress_bar(progress) as bar:
         if start.step is None:
             fresh = [c for g in groups for c in g.members]
             task = bar.add_task("pretraining backbones", total=n_lineages(fresh))
-            backbones = pretrain_backbones(fresh, job.dataset, cache_dir,
-                                           on_lineage=lambda: bar.advance(task))
+            # process 0 pretrains (or reads its cache) and sends the backbones: one cache, one copy
+            backbones = shared(lambda: pretrain_backbones(fresh, job.dataset, cache_dir,
+                                                          on_lineage=lambda: bar.advance(task)))
             states = {g.gid: (initial_state(g, backbones, job.dataset), np.ones(len(g.members), bool),
                               np.full(len(g.members), -1)) for g in groups}
         else:
@@ -463,22 +484,13 @@ def _run_epochs(job: _Job, groups: Sequence[Group], ckpt: Checkpoints, start: Re
                     f"fine-tuning: epoch {max((r['epoch'] for r in new), default=0)}, group {k + 1}/{len(runs)}"
                 ))
             step += 1
-            with written(job.out_dir, "records and checkpoint"):
-                append_lines(job.out_dir / RECORDS_FILE, records)  # fsynced before the checkpoint that claims them
-                ckpt.save(step, {run.group.gid: run.checkpoint() for run in runs})
+            states = {run.group.gid: run.checkpoint() for run in runs}
+            shared(functools.partial(_save_tick, job.out_dir, ckpt, step, records, states))
+    return sum(run.passes for run in runs)
 
 
-def _progress_bar(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def _save_tick(out_dir: Path, ckpt: Checkpoints, step: int, records: list[dict], states: dict) -> None:
+    with written(out_dir, "records and checkpoint"):
+        append_lines(out_dir / RECORDS_FILE, records)  # fsynced before the checkpoint that claims them
+        ckpt.save(step, states)
 
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled,
-    )

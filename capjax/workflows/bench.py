@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from capjax import plots
+from capjax.base.distributed import is_primary, shared
 from capjax.base.validation import CapjaxInputError
 from capjax.data.sources import load_dataset
 from capjax.predictors.registry import PREDICTORS, needs_of
-from capjax.records.sweep import SweepResult, load_sweep
+from capjax.records.sweep import SweepResult
 from capjax.scoring.protocol import (
     BUDGETS_PERCENT,
     PLOTTED,
@@ -82,7 +83,8 @@ def bench(
     out_dir = Path(out) / tag
     needs = needs_of(predictors)  # record what the predictors read, and nothing else
     t0 = time.perf_counter()
-    run_sweep(
+    progress = progress and is_primary()  # one process speaks for a multi-process run (docs/method.md §9)
+    sweep = run_sweep(
         candidates,
         dataset,
         epochs=full_epochs,
@@ -94,9 +96,10 @@ def bench(
         cache_dir=cache_dir,
     )
     sweep_s = time.perf_counter() - t0
-    return score_sweep(load_sweep(out_dir / "sweep"), out_dir, zoo=zoo, data=dataset.name, full_epochs=full_epochs,
-                       percents=percents, predictors=predictors, seed=seed, progress=progress,
-                       sweep_seconds=sweep_s)
+    # process 0 scores and writes; the others train with it and get its payload
+    return shared(lambda: score_sweep(sweep, out_dir, zoo=zoo, data=dataset.name, full_epochs=full_epochs,
+                                      percents=percents, predictors=predictors, seed=seed, progress=progress,
+                                      sweep_seconds=sweep_s))
 
 
 def score_sweep(sweep: SweepResult, out_dir: Path, *, zoo: str, data: str, full_epochs: int,

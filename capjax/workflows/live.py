@@ -5,22 +5,33 @@ epochs trains those candidates, in one :func:`~capjax.training.run_sweep` call p
 on one resumable sweep folder, each candidate to its own epoch. A policy written against
 a :class:`~capjax.selection.PaidView` (a replay of recorded full sweeps, as the policy
 benchmark uses) runs unchanged on it.
+
+In a multi-process run (docs/method.md §9) process 0 runs the policy and every other
+process runs :meth:`LiveView.serve`: each round process 0 decides, sends the plan, and
+all processes train it together, each its own lanes of the global mesh (:func:`drive`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import jax
 import numpy as np
 
+from capjax.base.distributed import is_primary, shared
 from capjax.data.dataset import Dataset
 from capjax.records.sweep import SweepResult, load_sweep
 from capjax.selection.view import View
 from capjax.training.spec import Candidate
 from capjax.training.sweep import run_sweep, train_passes_per_epoch
+
+T = TypeVar("T")
+TRAIN, DONE = "train", "done"
+"""What process 0 sends the workers: a plan to train, or the end of the run and its result."""
 
 
 def passes_per_epoch(candidates: Sequence[Candidate], dataset: Dataset) -> np.ndarray:
@@ -48,16 +59,32 @@ class LiveView(View):
         self.sweep_dir = Path(sweep_dir)
         self._options = sweep_options
         self._result: SweepResult | None = None
+        self.passes_by_process = np.zeros(jax.process_count(), np.int64)
+        """Training passes each process computed so far (the workers' share of the rounds)."""
         super().__init__([c.name for c in self.candidates], full_epochs,
                          passes_per_epoch(self.candidates, dataset), len(dataset.y_val) + len(dataset.y_test))
 
     def _pay(self, plan: Mapping[int, int]) -> None:
+        if jax.process_count() > 1:
+            shared(lambda: (TRAIN, dict(plan)))  # the workers train this round with us
+        self._train(plan)
+
+    def _train(self, plan: Mapping[int, int]) -> None:
         targets = {c.name: int(self.paid[i]) for i, c in enumerate(self.candidates)}
         targets.update({self.names[c]: int(e) for c, e in plan.items()})
         self._result = run_sweep(self.candidates, self.dataset, epochs=targets, out_dir=self.sweep_dir,
                                  **self._options)
+        self.passes_by_process += np.asarray(self._result.passes_by_process)
         self._tables.clear()
         super()._pay(plan)
+
+    def serve(self) -> Any:
+        """A worker's loop (process > 0): train every round process 0 sends; return what it ends with."""
+        while True:
+            kind, value = shared(lambda: None)
+            if kind != TRAIN:
+                return value
+            self._train(value)
 
     def _sweep(self) -> SweepResult:
         if self._result is None:
@@ -73,3 +100,27 @@ class LiveView(View):
                              for i, p in enumerate(self.paid)])
             out[field] = float(last.sum())
         return out
+
+
+def _raise(err: BaseException) -> None:
+    raise err
+
+
+def drive(view: LiveView, work: Callable[[], T], result: Callable[[T], Any]) -> T | Any:
+    """``work()`` on process 0, which pays ``view``'s rounds; the other processes serve them.
+
+    One process: ``work()``. Several: process 0 returns ``work()``; the others return
+    ``result(work())`` as process 0 sent it (something they can pickle), and raise what
+    ``work`` raised, so that no process waits for a round that will not come.
+    """
+    if jax.process_count() == 1:
+        return work()
+    if not is_primary():
+        return view.serve()
+    try:
+        out = work()
+    except BaseException as err:
+        shared(functools.partial(_raise, err))  # the workers raise it too; shared re-raises it here
+        raise
+    shared(lambda: (DONE, result(out)))
+    return out

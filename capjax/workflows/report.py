@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from capjax import plots
+from capjax.base.distributed import orbax_primary_only
 from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import Ranking
 
@@ -54,7 +55,7 @@ def save_params(path: Path, params: Any) -> Path:
     path = Path(path).absolute()
     if path.exists():
         shutil.rmtree(path)
-    with ocp.StandardCheckpointer() as ckpt:
+    with ocp.StandardCheckpointer(multiprocessing_options=orbax_primary_only()) as ckpt:
         ckpt.save(path, params)
     return path
 
@@ -63,7 +64,7 @@ def load_params(path: str | os.PathLike[str]) -> Any:
     """Parameters saved by :func:`save_params` (NumPy leaves)."""
     import orbax.checkpoint as ocp
 
-    with ocp.StandardCheckpointer() as ckpt:
+    with ocp.StandardCheckpointer(multiprocessing_options=orbax_primary_only()) as ckpt:
         return ckpt.restore(Path(path).absolute())
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from capjax.base.distributed import is_primary, shared
 from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import ranking
 from capjax.data.dataset import Dataset
@@ -48,7 +49,7 @@ from capjax.training.recorders import BUILTIN_ONLY_FIELDS, record_fns
 from capjax.training.spec import Candidate, check_candidates
 from capjax.training.zoos import make_zoo
 from capjax.workflows import report
-from capjax.workflows.live import LiveView
+from capjax.workflows.live import LiveView, drive
 from capjax.workflows.result import Selection
 
 DEFAULT_FULL_EPOCHS = 30
@@ -267,8 +268,9 @@ def select(
         raise CapjaxInputError(f"--p-best-stop {p_best_stop}: pass a probability in (0, 1]")
     method = predictor or ENGINE
     t0 = time.perf_counter()
+    progress = progress and is_primary()  # one process speaks for a multi-process run (docs/method.md §9)
     if out is not None:  # before any loading: a folder that cannot be written fails now, not after minutes
-        writable(Path(out), "--out")
+        shared(lambda: writable(Path(out), "--out"))
     dataset = load_dataset(data, data_dir=data_dir, seed=seed)
     candidates, label = _candidates(candidates, dataset, data, n, seed, probe_widths)
     # a small training split is the whole probe batch rather than an error
@@ -278,14 +280,20 @@ def select(
                 "features": list(features), "p_best_stop": p_best_stop}
     name = run_name(label, dataset, candidates, settings)
     with contextlib.ExitStack() as stack:
-        root = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        run_dir = root / (run or name)
-        stack.enter_context(exclusive(run_dir))  # one run per folder; the kernel frees it if this one dies
-        _check_run_dir(run_dir, name)
+        def open_run() -> Path:  # process 0's: it alone reads and writes the run folder
+            root = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            run_dir = root / (run or name)
+            stack.enter_context(exclusive(run_dir))  # one run per folder; the kernel frees it if this one dies
+            _check_run_dir(run_dir, name)
+            return run_dir
+
+        run_dir = shared(open_run)
         view = LiveView(candidates, dataset, full_epochs, run_dir / "sweep", progress=progress, cache_dir=cache_dir,
                         **options)
         smallest_budget_error(view, fraction)
-        if console is None and progress:
+        if not is_primary():
+            console = None
+        elif console is None and progress:
             from rich.console import Console
 
             console = Console(width=140)
@@ -295,13 +303,22 @@ def select(
                 f"{fraction:.0%} of the compute of training all for {full_epochs} epochs, by "
                 f"{'capjax engine' if predictor is None else predictor}" + (f" → {run_dir}" if out is not None else "")
             )
-        selection = _decide(view, candidates, dataset, predictor, needs, fraction, features, p_best_stop, seed, verify)
-        selection.payload.update(zoo=label, data=dataset.name, seed=seed, seconds=time.perf_counter() - t0,
-                                 features=list(features) if predictor is None else None,
-                                 settings=name)
-        if out is not None:
-            with written(run_dir, "results"):
-                selection.save(run_dir)
+
+        def work() -> Selection:
+            selection = _decide(view, candidates, dataset, predictor, needs, fraction, features, p_best_stop, seed,
+                                verify)
+            selection.payload.update(zoo=label, data=dataset.name, seed=seed, seconds=time.perf_counter() - t0,
+                                     features=list(features) if predictor is None else None,
+                                     settings=name)
+            if out is not None:
+                with written(run_dir, "results"):
+                    selection.save(run_dir)
+            return selection
+
+        selection = drive(view, work, lambda sel: (sel.payload, sel.params))
+        if not is_primary():  # a worker: the selection process 0 made and sent
+            payload, params = selection
+            return Selection(payload, params, next(c.backbone for c in candidates if c.name == payload["chosen"]))
     if console is not None:
         report.print_summary(selection.payload, console)
         if out is not None:
@@ -326,7 +343,10 @@ def _decide(view: LiveView, candidates: list[Candidate], dataset: Dataset, predi
     epochs = view.paid.copy()
     deciding, training = (float(sum(t)) for t in zip(*view.timings)) if view.timings else (0.0, 0.0)
     compute = {"fraction": view.fraction, "train_passes": view.spent, "train_passes_all_full": view.full_cost,
-               **view.passes_eval_beta()}
+               **view.passes_eval_beta(),
+               # what each process of this invocation computed (one entry per process; a resumed run
+               # counts only the epochs it ran itself)
+               "train_passes_by_process": view.passes_by_process.tolist()}
     params = trained_params(view.sweep_dir, candidates, dataset, names[chosen])
     payload: dict[str, Any] = {
         "chosen": names[chosen],
