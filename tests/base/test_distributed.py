@@ -22,8 +22,8 @@ from capjax.base import distributed
 from capjax.base.validation import CapjaxInputError
 from capjax.cli.main import main
 
-SELECT = ["select", "--zoo", "transfer", "--n", "4", "--full-epochs", "2", "--budget", "70%",
-          "--no-progress", "--run", "x"]
+SELECT = ["select", "--candidates", str(Path(__file__).with_name("_two_groups.py")), "--full-epochs", "2",
+          "--budget", "70%", "--no-progress", "--run", "x"]
 JOIN = 8  # --join-timeout of the bad-input cases, seconds
 
 
@@ -76,20 +76,19 @@ def assert_same_selection(run: Path, ref: Path) -> None:
 
 def test_two_processes_select_as_one_and_resume_after_both_are_killed(tmp_path):
     cache = ["--cache-dir", str(tmp_path / "cache")]
+    two = tmp_path / "two"
     ref = capjax([*SELECT, *cache, "--out", str(tmp_path / "one")], tmp_path, 4)
     assert ref.wait(timeout=300) == 0, ref.communicate()[1]
-
-    two = tmp_path / "two"
     outcomes = finish(processes([*SELECT, *cache, "--out", str(two)], tmp_path, [0, 1], [2, 2]))
     assert [code for code, _ in outcomes] == [0, 0], outcomes
     assert_same_selection(two, tmp_path / "one")
-    # Each process trains the lanes on its own devices: the two groups' first members
-    # (the "-scratch" ones) on process 0, their second on process 1 (candidate_mesh).
+    # Each process trains the lanes on its own devices: the two groups' first members on
+    # process 0, their second on process 1 (candidate_mesh).
     compute = result(two)["compute"]
     rows = result(two)["ranking"]
     per_epoch = compute["train_passes"] / sum(r["epochs"] for r in rows)
-    scratch = sum(r["epochs"] for r in rows if r["name"].endswith("-scratch"))
-    assert compute["train_passes_by_process"] == [scratch * per_epoch, compute["train_passes"] - scratch * per_epoch]
+    first = sum(r["epochs"] for r in rows if r["name"].endswith("-first"))
+    assert compute["train_passes_by_process"] == [first * per_epoch, compute["train_passes"] - first * per_epoch]
     assert min(compute["train_passes_by_process"]) > 0
 
     killed = tmp_path / "killed"
