@@ -224,8 +224,9 @@ def template(group: Group, dataset: Dataset) -> tuple:
 def local_lanes(tree: Any, n: int) -> np.ndarray:
     """``(n,)``: whether each of the first ``n`` lanes of a candidate-sharded ``tree`` sits on
     this process's devices (all of them, in one process)."""
-    lanes = np.zeros(jax.tree.leaves(tree)[0].shape[0], bool)
-    for shard in jax.tree.leaves(tree)[0].addressable_shards:
+    leaf = jax.tree.leaves(tree)[0]
+    lanes = np.zeros(leaf.shape[0], bool)
+    for shard in leaf.addressable_shards:
         lanes[shard.index[0]] = True
     return lanes[:n]
 
