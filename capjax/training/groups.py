@@ -57,6 +57,10 @@ def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) 
     """Groups of equal ``group_key``, each over as many devices as it has candidates (at
     most all), with the candidate axis padded to a multiple of its device count.
 
+    The groups are laid one after another around a ring of ``devices``, taken in turn from
+    each process (:func:`~capjax.base.sharding.candidate_mesh`): each group's mesh begins at
+    the device after the last one that holds the previous group's members. Small groups
+    therefore land on different devices and processes rather than all on the first one.
     In a multi-process run every group spans every device (one global mesh,
     docs/method.md §9): each process must take part in each group's program, so a group
     smaller than the mesh pads it, with copies of its last member.
@@ -64,18 +68,22 @@ def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) 
     groups: dict[GroupKey, list[Candidate]] = {}
     for c in candidates:
         groups.setdefault(c.group_key, []).append(c)
-    out = []
+    ring = list(candidate_mesh(devices).devices)
+    start, out = 0, []
     for members in groups.values():
         n = len(members)
-        per_device = math.ceil(n / len(devices))
-        n_dev = len(devices) if jax.process_count() > 1 else math.ceil(n / per_device)
+        per_device = math.ceil(n / len(ring))
+        used = math.ceil(n / per_device)  # devices that hold members; the rest hold padding
+        n_dev = len(ring) if jax.process_count() > 1 else used
         lanes = members + [members[-1]] * (n_dev * per_device - n)
         c = members[0]
         digest = hashlib.blake2b(
             "\n".join(sorted(m.name for m in members)).encode(), digest_size=4
         ).hexdigest()
         gid = f"{c.family}-d{c.depth}-w{c.width}-b{c.batch_size}-{digest}"
-        out.append(Group(gid, tuple(members), tuple(lanes), candidate_mesh(devices[:n_dev])))
+        mesh = Mesh(np.asarray((ring[start:] + ring[:start])[:n_dev]), (CANDIDATE_AXIS,))
+        out.append(Group(gid, tuple(members), tuple(lanes), mesh))
+        start = (start + used) % len(ring)
     return out
 
 
@@ -169,8 +177,10 @@ def probe_rows(n_train: int, probe_batch: int) -> np.ndarray:
     return np.random.default_rng(PROBE_DATA_SEED).permutation(n_train)[:probe_batch]
 
 
-def place_data(dataset: Dataset, probe_batch: int, mesh: Mesh) -> PlacedData:
-    """The dataset replicated on ``mesh``: training split, chunked evaluation splits, probe batch."""
+def place_data(dataset: Dataset, probe_batch: int, groups: Sequence[Group]) -> dict[str, PlacedData]:
+    """``{group id: data}``: the dataset (training split, chunked evaluation splits, probe
+    batch) replicated once on every device the ``groups`` use, and addressed to each
+    group's mesh (some of those devices, in its own order) without a copy."""
     rows = probe_rows(len(dataset.y_train), probe_batch)
     host = PlacedData(
         dataset.x_train, dataset.y_train,
@@ -178,7 +188,16 @@ def place_data(dataset: Dataset, probe_batch: int, mesh: Mesh) -> PlacedData:
         _chunked(dataset.x_test, dataset.y_test),
         dataset.x_train[rows], dataset.y_train[rows],
     )
-    return jax.device_put(host, NamedSharding(mesh, PartitionSpec()))
+    used = list(dict.fromkeys(d for g in groups for d in g.mesh.devices.flat))
+    placed = jax.device_put(host, NamedSharding(Mesh(np.asarray(used), (CANDIDATE_AXIS,)), PartitionSpec()))
+
+    def on(mesh: Mesh, x: jax.Array) -> jax.Array:
+        sharding = NamedSharding(mesh, PartitionSpec())
+        buffers = {shard.device: shard.data for shard in x.addressable_shards}
+        return jax.make_array_from_single_device_arrays(
+            x.shape, sharding, [buffers[d] for d in sharding.addressable_devices_indices_map(x.shape)])
+
+    return {g.gid: jax.tree.map(functools.partial(on, g.mesh), placed) for g in groups}
 
 
 @functools.cache

@@ -66,7 +66,6 @@ from typing import Any
 import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jax.sharding import Mesh
 
 from capjax.base.distributed import gathered, is_primary, per_process, shared
 from capjax.base.progress import progress_bar
@@ -466,12 +465,10 @@ def _run_epochs(job: _Job, groups: Sequence[Group], ckpt: Checkpoints | None, st
         else:
             states = {gid: (state, *start.progress[gid]) for gid, state in start.states.items()}
         task = bar.add_task("compiling", total=len(groups))
-        placed: dict[Mesh, PlacedData] = {}  # groups on the same devices share one copy of the data
+        placed = place_data(job.dataset, job.probe_batch, groups)
         runs = []
         for g in groups:
-            if g.mesh not in placed:
-                placed[g.mesh] = place_data(job.dataset, job.probe_batch, g.mesh)
-            runs.append(GroupRun(job, g, *states[g.gid], placed[g.mesh], start.history))
+            runs.append(GroupRun(job, g, *states[g.gid], placed[g.gid], start.history))
             bar.advance(task)
         task = bar.add_task("fine-tuning", total=sum(run.remaining() for run in runs))
         step = -1 if start.step is None else start.step

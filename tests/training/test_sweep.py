@@ -19,6 +19,7 @@ from capjax.data import load_dataset
 from capjax.records import RECORDS_FILE, load_records, load_snapshots, load_sweep
 from capjax.records.fields import WALL_FIELDS
 from capjax.training import Candidate, run_sweep
+from capjax.training.groups import plan_groups
 
 SMALL = dict(family="mlp", depth=1, width=16, probe_widths=(8, 8), batch_size=32)
 INTERACTIONS = ("coupling", "hessian")
@@ -190,6 +191,19 @@ def test_bad_arguments(group_run, digits, tmp_path):
         sweep([Candidate("big", "mlp", 1, 4, batch_size=5000)], digits, new, 1)
     with pytest.raises(CapjaxInputError, match="no sweep"):
         load_sweep(tmp_path / "nothing")
+
+
+def test_groups_lie_one_after_another_around_the_devices():
+    """A group's mesh begins after the devices holding the previous group's members, so
+    small groups spread over the devices instead of all sitting on the first."""
+    devices = jax.devices()[:4]
+    cands = [Candidate(f"w{w}-{k}", seed=k, **{**SMALL, "width": w})
+             for w, n in ((16, 1), (24, 3), (32, 5), (40, 1)) for k in range(n)]
+    meshes = [list(g.mesh.devices.flat) for g in plan_groups(cands, devices)]
+    d0, d1, d2, d3 = devices
+    # the group of 5 takes 2 lanes on each of 3 devices (the last with one padding lane)
+    assert meshes == [[d0], [d1, d2, d3], [d0, d1, d2], [d3]]
+    assert [len(g.lanes) for g in plan_groups(cands, devices)] == [1, 3, 6, 1]
 
 
 def test_load_records_ignores_a_torn_last_line(tmp_path):
