@@ -53,18 +53,23 @@ class Group:
     mesh: Mesh
 
 
-def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) -> list[Group]:
+def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device],
+                *, spread: bool | None = None) -> list[Group]:
     """Groups of equal ``group_key``, each over as many devices as it has candidates (at
     most all), with the candidate axis padded to a multiple of its device count.
 
-    The groups are laid one after another around a ring of ``devices``, taken in turn from
-    each process (:func:`~capjax.base.sharding.candidate_mesh`): each group's mesh begins at
-    the device after the last one that holds the previous group's members. Small groups
-    therefore land on different devices and processes rather than all on the first one.
-    In a multi-process run every group spans every device (one global mesh,
-    docs/method.md §9): each process must take part in each group's program, so a group
-    smaller than the mesh pads it, with copies of its last member.
+    With ``spread`` (the default in a multi-process run, docs/method.md §9) every group
+    spans every device, and the groups lie one after another around the ring of
+    ``devices``, taken in turn from each process
+    (:func:`~capjax.base.sharding.candidate_mesh`): each group's mesh begins at the device
+    after the last one holding the previous group's members. Each process must take part
+    in each group's program, so a group smaller than the mesh pads it with copies of its
+    last member, and the ring puts small groups' members on the processes in turn rather
+    than all on process 0. Without it (one process) each group takes the first devices it
+    needs: its groups tick one after another, so spreading them would buy nothing, and
+    equal groups of later sweeps reuse the compiled steps.
     """
+    spread = jax.process_count() > 1 if spread is None else spread
     groups: dict[GroupKey, list[Candidate]] = {}
     for c in candidates:
         groups.setdefault(c.group_key, []).append(c)
@@ -74,7 +79,7 @@ def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) 
         n = len(members)
         per_device = math.ceil(n / len(ring))
         used = math.ceil(n / per_device)  # devices that hold members; the rest hold padding
-        n_dev = len(ring) if jax.process_count() > 1 else used
+        n_dev = len(ring) if spread else used
         lanes = members + [members[-1]] * (n_dev * per_device - n)
         c = members[0]
         digest = hashlib.blake2b(
@@ -83,7 +88,7 @@ def plan_groups(candidates: Sequence[Candidate], devices: Sequence[jax.Device]) 
         gid = f"{c.family}-d{c.depth}-w{c.width}-b{c.batch_size}-{digest}"
         mesh = Mesh(np.asarray((ring[start:] + ring[:start])[:n_dev]), (CANDIDATE_AXIS,))
         out.append(Group(gid, tuple(members), tuple(lanes), mesh))
-        start = (start + used) % len(ring)
+        start = (start + used) % len(ring) if spread else 0
     return out
 
 
@@ -251,7 +256,19 @@ def local_lanes(tree: Any, n: int) -> np.ndarray:
 
 
 def on_candidates(tree: Any, mesh: Mesh) -> Any:
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(CANDIDATE_AXIS)))
+    """Host ``tree`` (the same on every process) split along its candidate axis over ``mesh``.
+
+    Built from each device's slice rather than with ``jax.device_put``, which on a
+    multi-process mesh first checks across processes that the values agree: a collective
+    per leaf, several per group and epoch.
+    """
+    sharding = NamedSharding(mesh, PartitionSpec(CANDIDATE_AXIS))
+
+    def put(x: Any) -> jax.Array:
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree.map(put, tree)
 
 
 def pad_lanes(leaf: np.ndarray, n_lanes: int) -> np.ndarray:

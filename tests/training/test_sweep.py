@@ -193,17 +193,21 @@ def test_bad_arguments(group_run, digits, tmp_path):
         load_sweep(tmp_path / "nothing")
 
 
-def test_groups_lie_one_after_another_around_the_devices():
-    """A group's mesh begins after the devices holding the previous group's members, so
-    small groups spread over the devices instead of all sitting on the first."""
+def test_spread_groups_lie_one_after_another_around_the_devices():
+    """Spread (multi-process) groups span every device, each beginning after the devices
+    holding the previous group's members; one process's groups take the first devices."""
     devices = jax.devices()[:4]
+    d0, d1, d2, d3 = devices
     cands = [Candidate(f"w{w}-{k}", seed=k, **{**SMALL, "width": w})
              for w, n in ((16, 1), (24, 3), (32, 5), (40, 1)) for k in range(n)]
-    meshes = [list(g.mesh.devices.flat) for g in plan_groups(cands, devices)]
-    d0, d1, d2, d3 = devices
-    # the group of 5 takes 2 lanes on each of 3 devices (the last with one padding lane)
-    assert meshes == [[d0], [d1, d2, d3], [d0, d1, d2], [d3]]
-    assert [len(g.lanes) for g in plan_groups(cands, devices)] == [1, 3, 6, 1]
+    spread = plan_groups(cands, devices, spread=True)
+    assert [list(g.mesh.devices.flat) for g in spread] == [
+        [d0, d1, d2, d3], [d1, d2, d3, d0], [d0, d1, d2, d3], [d3, d0, d1, d2]]
+    # members first, then padding: the group of 5 holds 2 lanes per device, members on 3
+    assert [len(g.lanes) for g in spread] == [4, 4, 8, 4]
+    alone = plan_groups(cands, devices, spread=False)
+    assert [list(g.mesh.devices.flat) for g in alone] == [[d0], [d0, d1, d2], [d0, d1, d2], [d0]]
+    assert [len(g.lanes) for g in alone] == [1, 3, 6, 1]
 
 
 def test_load_records_ignores_a_torn_last_line(tmp_path):
