@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -18,6 +19,7 @@ def test_quick_start_runs_and_records_beta_eff():
     assert np.isfinite(float(measured)) and float(measured) > 0
 
 
+@pytest.mark.slow
 def test_quick_start_selects_your_own_models(tmp_path, monkeypatch):
     code = re.search(r"## Quick start: choose.*?```python\n(.*?)```", README, re.S).group(1)
     assert len(code.strip().splitlines()) < 15

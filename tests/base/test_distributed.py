@@ -74,6 +74,7 @@ def assert_same_selection(run: Path, ref: Path) -> None:
     assert result(run)["chosen"] == result(ref)["chosen"]
 
 
+@pytest.mark.slow
 def test_two_processes_select_as_one_and_resume_after_both_are_killed(tmp_path):
     cache = ["--cache-dir", str(tmp_path / "cache")]
     two = tmp_path / "two"
@@ -109,6 +110,7 @@ def test_two_processes_select_as_one_and_resume_after_both_are_killed(tmp_path):
     assert_same_selection(killed, tmp_path / "one")
 
 
+@pytest.mark.slow
 def test_bad_starts_end_in_one_line_within_the_timeout(tmp_path):
     args = ["select", "--zoo", "hyper", "--n", "2", "--no-progress", "--out", str(tmp_path), "--join-timeout",
             str(JOIN)]

@@ -29,6 +29,7 @@ def _select(tmp_path, run, *extra):
     return json.loads((tmp_path / run / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_select_decides_trains_its_winner_and_verifies(tmp_path):
     out = _select(tmp_path, "engine", "--budget", "60%", "--verify")
     assert 0 < out["compute"]["fraction"] <= 0.6 + 1e-9 and out["method"] == "engine"
@@ -53,6 +54,7 @@ def test_select_decides_trains_its_winner_and_verifies(tmp_path):
     assert csv_head == ",".join(COLUMNS)
 
 
+@pytest.mark.slow
 def test_the_papers_predictor_says_when_its_prediction_is_implausible(tmp_path):
     out = _select(tmp_path, "paper", "--budget", "60%", "--predictor", "beta_hessian")
     rows = out["ranking"]

@@ -1,6 +1,7 @@
 """capjax's combined predictor: its features, its standardisation and its regression."""
 
 import numpy as np
+import pytest
 from scipy.stats import kendalltau
 from sklearn.linear_model import BayesianRidge
 from sklearn.preprocessing import StandardScaler
@@ -55,6 +56,7 @@ def test_regression_draws_is_bayesian_ridge_with_more_features_than_references()
     assert samples.shape == latent.shape == (2000, 4) and std.shape == (4,)
 
 
+@pytest.mark.slow
 def test_combined_forecasts_accuracy_in_the_unit_interval_from_references_only(tmp_path):
     fields, final = planted_curves(n=24)
     sweep = fake_sweep(tmp_path, fields)

@@ -233,6 +233,7 @@ def complete_lines(out: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_records(digits, tmp_path):
     # The subprocesses share a persistent compilation cache, so only the first compiles.
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "xla"),

@@ -57,6 +57,7 @@ def _models():
     }
 
 
+@pytest.mark.slow
 def test_own_models_mixed_in_one_call_are_selected_verified_saved_and_loaded(tmp_path):
     sel = capjax.select(_models(), _arrays(), budget=0.3, full_epochs=8, verify=True, out=tmp_path, progress=False)
     assert sel.chosen in _models() and 0 < sel.compute_fraction <= 0.3 + 1e-9
@@ -119,6 +120,7 @@ def test_the_cli_selects_your_own_models_from_a_file(tmp_path, capsys):
     assert "--candidates" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_own_models_example_runs(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["own_models.py", "--full-epochs", "7"])  # the README's run uses 10
     runpy.run_path(str(EXAMPLES / "own_models.py"), run_name="__main__")
@@ -126,6 +128,7 @@ def test_the_own_models_example_runs(capsys, monkeypatch):
     assert "chosen" in out and "regret" in out
 
 
+@pytest.mark.slow
 def test_the_tfds_recipe_selects_on_a_prepared_array_record_dataset(tmp_path, capsys):
     import PIL.Image
     import tensorflow_datasets as tfds
