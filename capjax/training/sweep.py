@@ -207,6 +207,7 @@ class GroupRun:
         self.history = {c.name: history.get(c.name, NO_HISTORY) for c in group.members}
         self.steps = group_steps(group.members[0].group_key, job.interactions, group.mesh)
         self.params, self.opt_state = on_candidates(state, group.mesh)
+        self._host: tuple | None = state  # the state on the host while it has not moved on
         self.seeds = np.array([c.seed for c in group.lanes], np.int32)
         self.target = np.array([job.target(c.name) for c in group.members])
         rows = probe_rows(len(job.dataset.y_train), job.probe_batch)  # on the host, for record_fns
@@ -244,9 +245,14 @@ class GroupRun:
         """Candidate-epochs (and epoch-0 measurements) this group still has to run."""
         return int(np.where(self.alive, np.maximum(self.target - self.at, 0), 0).sum())
 
-    def checkpoint(self) -> tuple[tuple, np.ndarray, np.ndarray]:
-        """``(state, alive, epoch)`` on the host (gathered from every process: a collective)."""
-        return gathered((self.params, self.opt_state)), self.alive.copy(), self.at.copy()
+    def host_state(self) -> tuple:
+        """``(params, opt_state)`` on the host: gathered (a collective) once per epoch that trained."""
+        if self._host is None:
+            self._host = gathered((self.params, self.opt_state))
+        return self._host
+
+    def checkpoint(self) -> tuple[tuple, np.ndarray, np.ndarray]:  # (state, alive, epoch) on the host
+        return self.host_state(), self.alive.copy(), self.at.copy()
 
     def tick(self) -> list[dict]:
         """One epoch of every active member (epoch 0: measure only), and their records."""
@@ -263,6 +269,7 @@ class GroupRun:
                 self.params, self.opt_state, *self._order(self._lanes(epoch)),
                 on_candidates(self._lanes(trains), self.group.mesh), data.x_train, data.y_train)
             self.passes += int(self.epoch_passes[trains & self.local].sum())
+            self._host = None
         measured = steps.measure(self.params, data.val, data.test)
         (losses, accs, finite), train_loss = gathered((measured, train_loss))
         t1 = time.perf_counter()
@@ -271,7 +278,7 @@ class GroupRun:
         t2 = time.perf_counter()
 
         n = int(active.sum())
-        host = gathered(self.params) if job.record_fns or job.snapshot_params else None
+        host = self.host_state()[0] if job.record_fns or job.snapshot_params else None
         records = []
         for i in np.flatnonzero(active):
             c, e = self.group.members[i], int(epoch[i])
