@@ -28,8 +28,9 @@ measured: its draws are its final validation accuracy. :func:`test_draws` adds t
 binomial noise between validation and test accuracy for the intervals a user reads.
 
 **Where the epochs go** (:func:`engine`). The rungs are those of successive halving fitted
-to the budget (:func:`~capjax.selection.policies.fitted_plan`: ``eta = 3`` with the
-largest first rung where that fits, else the smallest ``eta`` that does). After each rung
+to the budget (:func:`~capjax.selection.policies.fitted_pool`: ``eta = 3`` with the
+largest first rung, on the whole pool where that fits, else on the largest random part of
+it that fits, as Hyperband's most exploratory bracket). After each rung
 the posterior is refitted and the next rung's survivors are those of highest
 :func:`knowledge_gradient` for the move (:func:`survivors`): the expected gain in the
 value of the choice from what the move resolves. The leader always survives; hopeless
@@ -54,7 +55,7 @@ from scipy.special import logit as _logit
 from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import prob_best
 from capjax.bayes.regression import log_evidence, regression_draws
-from capjax.selection.policies import Outcome, fitted_plan
+from capjax.selection.policies import Outcome, fitted_pool
 from capjax.selection.view import View
 
 LOGIT_EPS = 1e-3
@@ -200,25 +201,29 @@ def posterior(view: View, seed: int = 0, groups: tuple[str, ...] = ("curve",),
               weights: np.ndarray | None = None) -> np.ndarray:
     """``(S, C)`` joint draws of every candidate's final validation accuracy from what was paid.
 
-    Every candidate must be paid to at least one epoch. ``weights`` are those of the horizon
-    exponents (default: :func:`exponent_weights`); each draw comes from one exponent's model,
-    drawn by its weight (Bayesian model averaging).
+    ``weights`` are those of the horizon exponents (default: :func:`exponent_weights`); each
+    draw comes from one exponent's model, drawn by its weight (Bayesian model averaging). A
+    candidate never trained (paid 0, left out of a small budget's pool) is exchangeable with
+    those that were, a random part of the pool: each of its draws is a random tried
+    candidate's in a random draw (docs/method.md §6).
     """
     full = view.full_epochs
     everyone = np.arange(len(view))
     paid = view.paid
+    if not (paid > 0).any():
+        raise CapjaxInputError("no candidate has been trained; train some before asking for the posterior")
     draws = np.empty((NUM_DRAWS, len(view)))
     done = paid >= full
     if done.any():
         draws[:, done] = view.read("val_acc", full, everyone[done])[None]
-    open_ = everyone[~done]
+    open_ = everyone[~done & (paid > 0)]
+    rng = np.random.default_rng(seed)
     if open_.size:
         rows, gains, horizons = _pairs(view, groups)
         weights = _exponent_weights(rows, gains, horizons, view) if weights is None else weights
         queries = np.stack([_features(view, int(paid[c]), np.array([c]), groups)[0] for c in open_])
         h = _horizon(paid[open_], full)
         current = np.array([_logit_acc(view, int(paid[c]), [c])[0] for c in open_])
-        rng = np.random.default_rng(seed)
         if _enough(rows, gains):
             which = rng.choice(len(GAMMAS), NUM_DRAWS, p=weights)
             gain = np.empty((NUM_DRAWS, len(open_)))
@@ -231,7 +236,13 @@ def posterior(view: View, seed: int = 0, groups: tuple[str, ...] = ("curve",),
             gain = rng.standard_normal((NUM_DRAWS, len(open_))) * (h**PRIOR_GAMMA)[None]
         draws[:, open_] = expit(current[None] + gain)
     draws[:, view.failed] = 0.0  # a failed candidate is never best
-    return np.where(np.isfinite(draws), draws, 0.0)
+    draws = np.where(np.isfinite(draws), draws, 0.0)
+    tried, untried = np.flatnonzero(paid > 0), np.flatnonzero(paid == 0)
+    if untried.size:
+        # an independent draw of a random tried candidate: like the pool, not like any one of it
+        shape = (NUM_DRAWS, untried.size)
+        draws[:, untried] = draws[rng.integers(NUM_DRAWS, size=shape), tried[rng.integers(tried.size, size=shape)]]
+    return draws
 
 
 def _gain_draws(view: View, rows, gains, horizons, queries, h, gamma: float, seed: int,
@@ -344,11 +355,12 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
     """Select under ``budget`` (a fraction of training everyone fully) in rungs; see the module.
 
     The rungs are successive halving's shape fitted to the budget
-    (:func:`~capjax.selection.policies.fitted_plan`): ``eta = 3`` where it fits, else the
-    smallest ``eta`` that does, with the largest first rung. Who survives each rung is the
-    joint posterior's choice (:func:`survivors`), not the rank of current accuracy. The
-    smallest budget that works is every candidate one epoch and one to the end,
-    ``(N + full - 1) / (N full)``. ``features`` are groups of :data:`FEATURES`, ``"curve"``
+    (:func:`~capjax.selection.policies.fitted_pool`): ``eta = 3`` with the largest first rung,
+    on every candidate where that fits, else on the largest random part of the pool (drawn
+    from ``rng``, default seeded by ``seed``) where it does; the others stay untrained. Who
+    survives each rung is the joint posterior's choice (:func:`survivors`), not the rank of
+    current accuracy. The smallest budget that works is two candidates one epoch each and
+    the better to the end, ``(full + 1) / (N full)``. ``features`` are groups of :data:`FEATURES`, ``"curve"``
     first; the others are the ablations of the policy benchmark. The outcome carries the
     last posterior's draws and P(best) after every rung.
     """
@@ -356,12 +368,14 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
         raise CapjaxInputError(f"features={features!r}: start with 'curve', then any of {sorted(FEATURES)[1:]}")
     n, full = len(view), view.full_epochs
     total = budget * view.full_cost
-    fitted = fitted_plan(n, full, view.epoch_budget(budget))
+    fitted = fitted_pool(n, full, view.epoch_budget(budget))
     if fitted is None:
-        needs = view.epochs_fraction(n + full - 1)
+        needs = view.epochs_fraction(full + min(n, 2) - 1)
         return Outcome("capjax", None, 0.0, view.paid.copy(), f"capjax needs a budget of at least {needs:.1%} here")
-    _, plan = fitted
-    alive, rounds = np.arange(n), []
+    pool, plan = fitted
+    rng = np.random.default_rng(seed) if rng is None else rng
+    # below halving's budget, a random part of the pool, as Hyperband's first bracket draws it
+    alive, rounds = np.sort(rng.permutation(n)[:pool]), []
     for k, (size, epoch) in enumerate(plan):
         if k:
             weights = exponent_weights(view, features)

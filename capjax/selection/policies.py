@@ -126,6 +126,11 @@ def _plan_cost(plan: list[tuple[int, int]], full: int) -> int:
     return cost + (full - last)
 
 
+def halving_cost(n: int, full: int, eta: int = ETA) -> int:
+    """Candidate-epochs of the cheapest halving of all ``n`` candidates: one epoch each first."""
+    return _plan_cost(_halving_plan(n, 1, full, eta), full)
+
+
 def _run_halving(view: PaidView, candidates: np.ndarray, plan: list[tuple[int, int]]) -> int:
     alive = candidates
     for k, (size, epoch) in enumerate(plan):
@@ -140,18 +145,20 @@ def _widest_plan(n: int, full: int, room: float, eta: int) -> list[tuple[int, in
     return _halving_plan(n, max(fits), full, eta) if fits else None
 
 
-def fitted_plan(n: int, full: int, room: float, eta: int = ETA) -> tuple[int, list[tuple[int, int]]] | None:
-    """``(eta, plan)``: the halving plan (:func:`_halving_plan`) of the smallest ``eta' >= eta``
-    that fits ``room`` candidate-epochs and, for it, the largest first rung; None if none fits.
+def fitted_pool(n: int, full: int, room: float, eta: int = ETA) -> tuple[int, list[tuple[int, int]]] | None:
+    """``(m, plan)``: the largest pool ``m <= n`` whose halving plan of ``eta``
+    (:func:`_halving_plan`, the largest first rung) fits ``room`` candidate-epochs, and that
+    plan; None if not even two candidates fit (one, if that is all there is; docs/method.md §6).
 
-    With ``eta' = n`` the plan is every candidate one epoch and one to the end, the smallest
-    budget of all; a larger ``eta'`` keeps fewer candidates per rung where the budget is
-    too small for ``eta``.
+    ``m = n`` wherever halving fits the whole pool. Below that (5% of 60 candidates of 30
+    epochs) the pool shrinks, as in Hyperband's most exploratory bracket, rather than the
+    rungs: depth on a random part of the pool beats one epoch of everyone. The smallest
+    budget of all is two candidates one epoch each and the better to the end, ``full + 1``.
     """
-    for e in range(eta, max(eta, n) + 1):
-        plan = _widest_plan(n, full, room, e)
+    for m in range(n, min(n, 2) - 1, -1):
+        plan = _widest_plan(m, full, room, eta)
         if plan is not None:
-            return e, plan
+            return m, plan
     return None
 
 
@@ -164,7 +171,7 @@ def successive_halving(view: PaidView, budget: float, rng: np.random.Generator |
     n, full = len(view), view.full_epochs
     plan = _widest_plan(n, full, view.epoch_budget(budget), ETA)
     if plan is None:
-        return _infeasible(view, "successive_halving", _plan_cost(_halving_plan(n, 1, full), full))
+        return _infeasible(view, "successive_halving", halving_cost(n, full))
     winner = _run_halving(view, np.arange(n), plan)
     return _finish(view, "successive_halving", winner)
 

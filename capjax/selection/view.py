@@ -205,8 +205,10 @@ class PaidView(View):
 
 
 def smallest_budget(n_candidates: int, full_epochs: int) -> float:
-    """The smallest compute fraction that selects at all: one epoch each, the winner to the end.
+    """The smallest compute fraction that selects at all: two candidates one epoch each, the
+    better to the end (:func:`~capjax.selection.policies.fitted_pool`).
 
-    ``(N + full - 1) / (N * full)`` in candidate-epochs; 11.4% for 12 candidates of 30 epochs.
+    ``(full + 1) / (N * full)`` in candidate-epochs (``1`` for a single candidate); 8.6% for
+    12 candidates of 30 epochs.
     """
-    return (n_candidates + full_epochs - 1) / (n_candidates * full_epochs)
+    return (full_epochs + min(n_candidates, 2) - 1) / (n_candidates * full_epochs)

@@ -102,6 +102,11 @@ def print_summary(payload: dict, console: Any) -> None:
         f"{c['passes_eval']:.3g} and beta_eff {c['passes_beta']:.3g} passes not counted)"
     )
     console.print(f"chosen: [bold]{w['name']}[/bold], trained to the end (validation accuracy {w['val_acc']:.3f})")
+    untrained = sum(r["epochs"] == 0 for r in payload["ranking"])
+    if untrained:
+        console.print(f"not trained: {untrained} of {payload['n_candidates']} candidates, left out of the pool the "
+                      f"budget allows; successive halving over all of them needs --budget "
+                      f"{payload['halving_budget']:.1%}")
     v = payload.get("verify")
     if v:
         cov = v["coverage_not_finished"]

@@ -41,6 +41,7 @@ from capjax.records.files import exclusive, json_number, writable, written
 from capjax.scoring.metrics import score_predictor
 from capjax.selection import POLICIES, PaidView, capjax_engine
 from capjax.selection.engine import FEATURES, NUM_DRAWS, test_draws
+from capjax.selection.policies import halving_cost
 from capjax.selection.view import View
 from capjax.training.checkpoints import trained_params
 from capjax.training.own import is_own, own_candidates
@@ -107,15 +108,14 @@ def _sweep_options(needs: Needs | None, features: tuple[str, ...]) -> dict[str, 
 
 
 def smallest_budget_error(view: View, budget: float) -> None:
-    """A one-line error when ``budget`` cannot pay for every candidate's first epoch and one finish."""
+    """A one-line error when ``budget`` cannot pay for two candidates' first epoch and one finish."""
     n, full = len(view), view.full_epochs
-    smallest = view.epochs_fraction(n + full - 1)
+    smallest = view.epochs_fraction(full + min(n, 2) - 1)
     if budget < smallest - 1e-12:
-        raise CapjaxInputError(
-            f"--budget {budget:.1%} is below the smallest that selects here, {smallest:.1%}: every candidate "
-            f"one epoch, then the winner to the end, (N + full - 1) / (N x full) = ({n} + {full} - 1) / "
-            f"({n} x {full}); pass --budget {math.ceil(1000 * smallest) / 10:g}% or more"
-        )
+        what = ("its one candidate to the end" if n == 1 else "two candidates one epoch each, then the better "
+                f"to the end, (full + 1) / (N x full) = ({full} + 1) / ({n} x {full})")
+        raise CapjaxInputError(f"--budget {budget:.1%} is below the smallest that selects here, {smallest:.1%}: "
+                               f"{what}; pass --budget {math.ceil(1000 * smallest) / 10:g}% or more")
 
 
 def _measured_columns(view: View, draws: np.ndarray, seed: int) -> dict[str, np.ndarray]:
@@ -130,7 +130,10 @@ def _by_engine(view: View, budget: float, features: tuple[str, ...], p_best_stop
     out = capjax_engine(view, budget, p_best_stop=p_best_stop, seed=seed, features=features)
     if out.chosen is None:
         raise CapjaxInputError(f"the selection could not finish: {out.reason}; check the failed candidates' reasons")
-    return {"chosen": out.chosen, **_measured_columns(view, out.draws, seed), "rounds": out.rounds, "notes": {}}
+    # left out of a small budget's pool: its forecast is the pool's, not its own
+    notes = {int(c): "not trained: the pool's forecast" for c in np.flatnonzero(out.epochs == 0)}
+    return {"chosen": out.chosen, **_measured_columns(view, out.draws, seed), "rounds": out.rounds, "notes": notes,
+            "halving_budget": view.epochs_fraction(halving_cost(len(view), view.full_epochs))}
 
 
 def _by_predictor(view: View, predictor: str, needs: Needs, budget: float, seed: int) -> dict[str, Any]:
@@ -360,6 +363,8 @@ def _decide(view: LiveView, candidates: list[Candidate], dataset: Dataset, predi
         "rounds": [{"fraction": f, "p_best": p} for f, p in decision["rounds"]],
         # the policy's own time between rounds against the rounds' training (after the first)
         "round_seconds": {"deciding": deciding, "training": training},
+        # the engine's: below this budget it trains only part of the pool
+        **({"halving_budget": decision["halving_budget"]} if "halving_budget" in decision else {}),
     }
     # what the selection saw, before verify trains the rest
     records = {name: {field: [json_number(view.read(field, e, [c])[0]) for e in range(epochs[c] + 1)]

@@ -23,7 +23,7 @@ from capjax.base.validation import CapjaxInputError
 from capjax.cli.main import main
 
 SELECT = ["select", "--candidates", str(Path(__file__).with_name("_two_groups.py")), "--full-epochs", "2",
-          "--budget", "70%", "--no-progress", "--run", "x"]
+          "--budget", "80%", "--no-progress", "--run", "x"]
 JOIN = 8  # --join-timeout of the bad-input cases, seconds
 
 

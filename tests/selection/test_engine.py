@@ -65,6 +65,21 @@ def test_the_engine_keeps_its_budget_and_finishes_its_winner(tmp_path, budget):
     assert out.regret(view.final_truth()) < 0.1
 
 
+def test_below_halvings_budget_the_engine_trains_a_random_part_of_the_pool(tmp_path):
+    view = _view(tmp_path, n=60, full=30)  # halving of all 60 needs 11.1%
+    out = capjax_engine(view, 0.05, rng=np.random.default_rng(3))
+    tried = np.flatnonzero(out.epochs > 0)
+    assert tried.size == 27 and out.fraction <= 0.05 + 1e-9  # Hyperband's first bracket
+    assert out.chosen in tried and out.epochs[out.chosen] == 30
+    again = capjax_engine(PaidView(view._full, 30), 0.05, rng=np.random.default_rng(4))
+    assert set(np.flatnonzero(again.epochs > 0)) != set(tried)  # the pool is drawn, not the first 27
+    # a candidate never trained is forecast like the pool: a mixture of the tried ones' forecasts
+    untried = np.flatnonzero(out.epochs == 0)
+    assert np.all((out.draws >= 0) & (out.draws <= 1))
+    assert out.draws[:, untried].mean() == pytest.approx(out.draws[:, tried].mean(), abs=0.02)
+    assert out.draws[:, untried].std(axis=0).min() > out.draws[:, tried].std(axis=0).mean()
+
+
 def test_below_the_smallest_budget_the_engine_says_what_it_needs(tmp_path):
     view = _view(tmp_path)
     out = capjax_engine(view, 0.9 * smallest_budget(20, 16))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from capjax.selection import POLICIES, PaidView, UnpaidEpochError, smallest_budget, successive_halving
-from capjax.selection.policies import _brackets, _halving_plan, _plan_cost, fitted_plan
+from capjax.selection.policies import _brackets, _halving_plan, _plan_cost, fitted_pool
 from tests._fake import fake_sweep, planted_curves
 
 
@@ -33,21 +33,24 @@ def test_a_policy_reads_only_what_it_paid_for(tmp_path):
 
 
 def test_the_smallest_budget_and_halvings_eleven_percent():
-    assert smallest_budget(12, 30) == pytest.approx(0.114, abs=5e-4)
+    assert smallest_budget(12, 30) == pytest.approx(31 / 360)
+    assert smallest_budget(1, 30) == 1.0
     plan = _halving_plan(60, 1, 30)
     assert plan == [(60, 1), (20, 3), (7, 9), (3, 27), (1, 30)]
     assert _plan_cost(plan, 30) / (60 * 30) == pytest.approx(0.1106, abs=1e-3)
 
 
-def test_the_fitted_plan_is_halvings_where_it_fits_and_steeper_below():
+def test_the_fitted_pool_is_everyone_where_halving_fits_and_the_largest_part_below():
     room = 0.2 * 60 * 30
-    eta, plan = fitted_plan(60, 30, room)
-    assert eta == 3 and _plan_cost(plan, 30) <= room
+    pool, plan = fitted_pool(60, 30, room)
+    assert pool == 60 and _plan_cost(plan, 30) <= room
     assert _plan_cost(_halving_plan(60, plan[0][1] + 1, 30), 30) > room  # the largest first rung
-    eta, plan = fitted_plan(60, 30, 0.1 * 60 * 30)  # halving needs 11.1%
-    assert eta > 3 and _plan_cost(plan, 30) <= 0.1 * 60 * 30 < _plan_cost(_halving_plan(60, 1, 30, eta - 1), 30)
-    assert fitted_plan(60, 30, 60 + 29) == (60, [(60, 1), (1, 30)])  # the smallest budget of all
-    assert fitted_plan(60, 30, 60 + 28) is None
+    pool, plan = fitted_pool(60, 30, 0.05 * 60 * 30)  # halving of everyone needs 11.1%
+    assert pool == 27 and plan == [(27, 1), (9, 3), (3, 9), (1, 27)]  # Hyperband's first bracket
+    assert _plan_cost(plan, 30) <= 90 < _plan_cost(_halving_plan(28, 1, 30), 30)
+    assert fitted_pool(60, 30, 31) == (2, [(2, 1), (1, 3)])  # the smallest budget of all
+    assert fitted_pool(60, 30, 30) is None
+    assert fitted_pool(1, 30, 30) == (1, [(1, 30)])
 
 
 def test_halving_that_does_not_fit_says_what_it_needs(tmp_path):
