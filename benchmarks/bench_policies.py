@@ -11,6 +11,12 @@ learning curve alone and, as ablations, with beta_eff (``capjax_beta``), with th
 signals (``capjax_weights``) and with both (``capjax_beta_weights``); the paired regret
 differences over the runs, with 95% t-intervals, say whether each earns its place.
 
+A randomized policy (Hyperband's partition, random's pick, and the engine's pool where
+halving cannot cover every candidate) is scored by its mean over :data:`DRAWS` seeded
+draws, each row saying how many (``draws``) and its ``p_zero``, P(regret = 0). The engine
+and Hyperband draw from one stream, so below halving's budget the engine's pool is
+Hyperband's first bracket.
+
 Also measured: the coverage of the engine's 90% intervals for the candidates it did not
 train to the end (against their final test accuracy), and the cost of its decision step
 (posterior and the survivors' knowledge gradient) against the training wall time of the rung
@@ -41,6 +47,7 @@ from capjax import plots  # noqa: E402
 from capjax.records import load_recorded  # noqa: E402
 from capjax.selection import POLICIES, PaidView, capjax_engine  # noqa: E402
 from capjax.selection.engine import test_draws  # noqa: E402
+from capjax.selection.policies import fitted_pool  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGETS = (0.05, 0.1, 0.2, 0.3)
@@ -89,36 +96,68 @@ def _full_epochs(run: str) -> int:
     return int(run.split("-e")[1].split("-")[0])
 
 
+DRAWS = 20
+"""Seeded draws of a randomized policy per run and budget: Hyperband's partition, random's
+pick, and the engine's pool where halving cannot cover every candidate. Its regret is
+their mean, an estimate of the policy's expected regret rather than of one lucky draw."""
+
+
+def _randomized(name: str, view: PaidView, budget: float) -> bool:
+    if name in ENGINES:
+        fitted = fitted_pool(len(view), view.full_epochs, view.epoch_budget(budget))
+        return fitted is not None and fitted[0] < len(view)
+    return name in ("hyperband", "random")
+
+
+def _one_draw(policy, view: PlanLog, budget: float, rng: np.random.Generator) -> dict:
+    """The policy's regret, choice and cost on ``view``; the engine's coverage and decision times."""
+    out = policy(view, budget, rng)
+    truth = view.final_truth()
+    got = {"chosen": None if out.chosen is None else view.names[out.chosen],
+           "regret": None if out.chosen is None else out.regret(truth), "compute": out.fraction,
+           **({"reason": out.reason} if out.reason else {})}
+    if out.draws is not None:
+        full = view.full_epochs
+        lo, hi = np.quantile(test_draws(view, out.draws), [0.05, 0.95], axis=0)
+        inside = (lo <= truth) & (truth <= hi)
+        open_ = (out.epochs < full) & np.isfinite(truth)
+        untried = (out.epochs == 0) & np.isfinite(truth)
+        got.update(covered=int(inside[open_].sum()), n_not_finished=int(open_.sum()),
+                   covered_untried=int(inside[untried].sum()), n_untried=int(untried.sum()),
+                   # each decision against the recorded training wall time of the round it chose
+                   decisions=[(d, w) for (d, _), w in zip(view.timings, _round_walls(view, view.plans)[1:],
+                                                          strict=True)])
+    return got
+
+
 def simulate(path: Path, budgets=BUDGETS) -> list[dict]:
-    """One row per policy and budget on the records at ``path``."""
+    """One row per policy and budget on the records at ``path``; a randomized policy's
+    (:func:`_randomized`) row pools :data:`DRAWS` seeded draws."""
     run = path.parent.name
     sweep = load_recorded(path)
     full = _full_epochs(run)
     rows = []
     for budget in budgets:
         for name, policy in {**ENGINES, **POLICIES}.items():
-            view = PlanLog(sweep, full)
-            # one seeded stream per run, policy and budget: random draws are repeatable
-            rng = np.random.default_rng(zlib.crc32(f"{run}/{name}/{budget}".encode()))
-            out = policy(view, budget, rng)
-            truth = view.final_truth()
-            row = {
-                "run": run,
-                "budget": budget,
-                "policy": name,
-                "chosen": None if out.chosen is None else view.names[out.chosen],
-                "regret": None if out.chosen is None else out.regret(truth),
-                "compute": out.fraction,
-                **({"reason": out.reason} if out.reason else {}),
-            }
-            if out.draws is not None:
-                lo, hi = np.quantile(test_draws(view, out.draws), [0.05, 0.95], axis=0)
-                open_ = (out.epochs < full) & np.isfinite(truth)
-                row["covered"] = int(((lo <= truth) & (truth <= hi))[open_].sum())
-                row["n_not_finished"] = int(open_.sum())
-                # each decision against the recorded training wall time of the round it chose
-                walls = _round_walls(view, view.plans)[1:]
-                row["decisions"] = [(d, w) for (d, _), w in zip(view.timings, walls, strict=True)]
+            # one seeded stream per run, policy and draw; the engines and Hyperband share
+            # theirs, so that the ablations are paired on the same pools and the engine's
+            # pool below halving's budget is Hyperband's first bracket
+            stream = "pool" if name in ENGINES or name == "hyperband" else name
+            draws = [_one_draw(policy, PlanLog(sweep, full), budget,
+                               np.random.default_rng(zlib.crc32(f"{run}/{stream}/{budget}/{d}".encode())))
+                     for d in range(DRAWS if _randomized(name, PlanLog(sweep, full), budget) else 1)]
+            first = draws[0]
+            row = {"run": run, "budget": budget, "policy": name, "chosen": first["chosen"],
+                   "regret": None if first["regret"] is None else float(np.mean([d["regret"] for d in draws])),
+                   "compute": float(np.mean([d["compute"] for d in draws])),
+                   **({"reason": first["reason"]} if "reason" in first else {})}
+            if len(draws) > 1 and first["regret"] is not None:
+                row.update(draws=len(draws), p_zero=float(np.mean([d["regret"] == 0 for d in draws])))
+            for key in ("covered", "n_not_finished", "covered_untried", "n_untried"):
+                if key in first:  # per draw, so that a randomized cell weighs as one run in the pool
+                    row[key] = float(np.mean([d[key] for d in draws]))
+            if "decisions" in first:
+                row["decisions"] = [t for d in draws for t in d["decisions"]]
             rows.append(row)
     return rows
 
@@ -139,8 +178,9 @@ def table(rows: list[dict]) -> str:
         for b in budgets:
             cell = [r for r in rows if r["policy"] == p and r["budget"] == b]
             ok = [r["regret"] for r in cell if r["regret"] is not None]
+            zero = [r.get("p_zero", r["regret"] == 0) for r in cell if r["regret"] is not None]
             cells.append(
-                f"{100 * np.mean(ok):.2f} [{np.mean(np.array(ok) == 0):.2f}] ({len(ok)}/{len(cell)})" if ok
+                f"{100 * np.mean(ok):.2f} [{np.mean(zero):.2f}] ({len(ok)}/{len(cell)})" if ok
                 else f"does not fit (0/{len(cell)})"
             )
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
@@ -179,17 +219,22 @@ def coverage(rows: list[dict], policy: str = "capjax") -> dict:
         out[budget] = {"coverage": sum(r["covered"] for r in part) / n if n else None, "n": n}
     n = sum(r["n_not_finished"] for r in cells)
     out["pooled"] = {"coverage": sum(r["covered"] for r in cells) / n if n else None, "n": n}
+    n = sum(r["n_untried"] for r in cells)
+    out["untried"] = {"coverage": sum(r["covered_untried"] for r in cells) / n if n else None, "n": n}
     return out
 
 
 def decision_cost(rows: list[dict], policy: str = "capjax") -> dict:
-    """The decision step's seconds over the training round it precedes: median and worst."""
-    ratios = [d / t for r in rows if r["policy"] == policy for d, t in r.get("decisions", []) if t > 0]
-    seconds = [d for r in rows if r["policy"] == policy for d, _ in r.get("decisions", [])]
-    walls = [t for r in rows if r["policy"] == policy for _, t in r.get("decisions", [])]
-    return {"total_ratio": float(np.sum(seconds) / np.sum(walls)), "median_ratio": float(np.median(ratios)),
-            "p90_ratio": float(np.quantile(ratios, 0.9)), "n_rounds": len(ratios),
-            "median_seconds": float(np.median(seconds))}
+    """The decision step's seconds over the training round it precedes: over all rounds and per budget."""
+    def summary(part: list[dict]) -> dict:
+        pairs = [(d, t) for r in part for d, t in r.get("decisions", [])]
+        ratios = [d / t for d, t in pairs if t > 0]
+        return {"total_ratio": float(sum(d for d, _ in pairs) / sum(t for _, t in pairs)),
+                "median_ratio": float(np.median(ratios)), "p90_ratio": float(np.quantile(ratios, 0.9)),
+                "n_rounds": len(ratios), "median_seconds": float(np.median([d for d, _ in pairs]))}
+    mine = [r for r in rows if r["policy"] == policy]
+    return {**summary(mine), "by_budget": {b: summary([r for r in mine if r["budget"] == b])
+                                           for b in sorted({r["budget"] for r in mine})}}
 
 
 def head_to_head(rows: list[dict], opponents=("successive_halving", "hyperband")) -> str:
@@ -228,26 +273,25 @@ def per_zoo(rows: list[dict], policies=BASELINES) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--records", nargs="*", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=RESULTS)
-    args = p.parse_args()
-    paths = args.records or sorted(RESULTS.glob("*/records.jsonl.gz"))
-    if not paths:
-        print("no records: run benchmarks/record_sweeps.py first", file=sys.stderr)
-        return 2
-    rows = [row for path in paths for row in simulate(path)]
-    args.out.mkdir(parents=True, exist_ok=True)
+SPLITS = (
+    ("Development seeds 0-2 ({} runs; the engine was designed on these)", DEV_SEEDS),
+    ("Fresh seeds 3-5 ({} runs, recorded after the engine was frozen; the pool rule below halving's budget "
+     "was chosen on seeds 0-5)", (3, 4, 5)),
+    ("Fresh seed 6 ({} runs, recorded after the pool rule was frozen)", (6,)),
+)
+"""The seeds' splits, by what had been seen of them when each part of the engine was fixed."""
+
+
+def report(rows: list[dict], out: Path) -> None:
+    """``policies.json``, ``policies.md`` and ``regret_vs_compute.png`` under ``out`` from the rows."""
+    out.mkdir(parents=True, exist_ok=True)
     summary = {"ablations": ablations(rows), "coverage": coverage(rows), "decision_cost": decision_cost(rows)}
-    (args.out / "policies.json").write_text(json.dumps({"rows": rows, **summary}, indent=1, default=str))
-    dev = [r for r in rows if _seed(r["run"]) in DEV_SEEDS]
-    fresh = [r for r in rows if _seed(r["run"]) not in DEV_SEEDS]
+    (out / "policies.json").write_text(json.dumps({"rows": rows, **summary}, indent=1, default=str))
     n_all = len({r["run"] for r in rows})
-    parts = [(f"Development seeds 0-2 ({len({r['run'] for r in dev})} runs; the engine was designed on these)", dev),
-             (f"Fresh seeds 3-5 ({len({r['run'] for r in fresh})} runs, recorded after the engine was frozen)", fresh),
-             (f"All {n_all} runs", rows)]
-    text = "\n\n".join(f"### {title}\n\n{table(part)}" for title, part in parts if part)
+    parts = [(title.format(len({r["run"] for r in part})), part) for title, seeds in SPLITS
+             if (part := [r for r in rows if _seed(r["run"]) in seeds])]
+    parts.append((f"All {n_all} runs", rows))
+    text = "\n\n".join(f"### {title}\n\n{table(part)}" for title, part in parts)
     text += (f"\n\n### capjax against halving and Hyperband where they fit (all {n_all} runs; mean regret, pp)"
              f"\n\n{head_to_head(rows)}")
     text += f"\n\n### Mean regret per zoo kind, budgets up to 20% (pp; cells)\n\n{per_zoo(rows)}"
@@ -260,16 +304,19 @@ def main() -> int:
              f"{n_all} runs (negative: the addition helps)\n\n" + "\n".join(abl))
     cov = summary["coverage"]
     text += ("\n\n### Coverage of the engine's 90% intervals, candidates not trained to the end\n\n"
-             + ", ".join(f"{b:.0%}: {cov[b]['coverage']:.3f} (n={cov[b]['n']})" for b in BUDGETS)
-             + f"; pooled {cov['pooled']['coverage']:.3f} (n={cov['pooled']['n']})")
+             + ", ".join(f"{b:.0%}: {cov[b]['coverage']:.3f} (n={cov[b]['n']:.0f})" for b in BUDGETS)
+             + f"; pooled {cov['pooled']['coverage']:.3f} (n={cov['pooled']['n']:.0f})"
+             + (f"; of these, those left out of a small budget's pool (never trained) "
+                f"{cov['untried']['coverage']:.3f} (n={cov['untried']['n']:.0f})" if cov["untried"]["n"] else ""))
     dc = summary["decision_cost"]
     text += ("\n\n### Decision step against the training round it precedes (60 candidates)\n\n"
              f"all decisions took {dc['total_ratio']:.1%} of the training wall time of the rounds they chose; "
              f"per round, median {dc['median_ratio']:.1%}, 90th percentile {dc['p90_ratio']:.0%} over "
              f"{dc['n_rounds']} rounds (median {dc['median_seconds']:.3f} s per decision; the rounds are priced at "
              "the recorded wall time of a candidate-epoch in a vmapped group of 60, so a round of a few "
-             "candidate-epochs is priced at a few milliseconds)")
-    (args.out / "policies.md").write_text(text + "\n")
+             "candidate-epochs is priced at a few milliseconds). By budget, all decisions over all rounds: "
+             + ", ".join(f"{b:.0%}: {c['total_ratio']:.1%}" for b, c in dc["by_budget"].items()))
+    (out / "policies.md").write_text(text + "\n")
     print(text)
     curves = {}
     for name in dict.fromkeys(r["policy"] for r in rows):
@@ -286,10 +333,22 @@ def main() -> int:
     # random spends 1/N and its regret dwarfs the others': it stays in the table, off the figure
     random_mean = curves.pop("random")[1].mean() if "random" in curves else float("nan")
     plots.plot_score_vs_budget(
-        curves, args.out / "regret_vs_compute.png", ylabel="mean regret (accuracy points, test) ± s.e.",
-        title=f"selection policies on {len(paths)} recorded sweeps (random: {random_mean:.1f} pp, not drawn)",
+        curves, out / "regret_vs_compute.png", ylabel="mean regret (accuracy points, test) ± s.e.",
+        title=f"selection policies on {n_all} recorded sweeps (random: {random_mean:.1f} pp, not drawn)",
         xlabel="compute (% of training all fully)", logx=False, legend="upper right",
     )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--records", nargs="*", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args()
+    paths = args.records or sorted(RESULTS.glob("*/records.jsonl.gz"))
+    if not paths:
+        print("no records: run benchmarks/record_sweeps.py first", file=sys.stderr)
+        return 2
+    report([row for path in paths for row in simulate(path)], args.out)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/record_sweeps.py [--runs hyper-digits-s0,...]``
 
-Each run is one of the 24 recorded zoos (``{hyper,transfer} x {digits,mnist1d} x seeds 0-5``;
+Each run is one of the 28 recorded zoos (``{hyper,transfer} x {digits,mnist1d} x seeds 0-6``;
 50 full epochs on digits, 30 on MNIST-1D, 60 candidates). Unlike ``capjax bench``, which
 records the signals only up to its largest budget, the sweep records beta_eff of both
 interactions and every signal of :data:`capjax.records.SIGNAL_FIELDS` at every epoch, so
@@ -30,7 +30,7 @@ from capjax.training import make_zoo, record_fns, run_sweep  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FULL_EPOCHS = {"digits": 50, "mnist1d": 30}
-RUNS = [f"{z}-{d}-s{s}" for s in range(6) for d in ("digits", "mnist1d") for z in ("hyper", "transfer")]
+RUNS = [f"{z}-{d}-s{s}" for s in range(7) for d in ("digits", "mnist1d") for z in ("hyper", "transfer")]
 
 
 def record(run: str, work: Path) -> Path:
@@ -58,7 +58,7 @@ def record(run: str, work: Path) -> Path:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", default=",".join(RUNS), help="comma-separated runs (default: all 24)")
+    p.add_argument("--runs", default=",".join(RUNS), help="comma-separated runs (default: all 28)")
     p.add_argument("--work", type=Path, default=Path("/tmp/capjax-record-sweeps"))
     args = p.parse_args()
     runs = args.runs.split(",")
