@@ -237,16 +237,16 @@ def test_nuts_matches_exact_quadrature(intercept):
 
 def test_hierarchical_prior_pools_the_slopes():
     beta, acc, _ = _curves(4, C=5, T=5, noise=0.01)
-    kw = dict(method="nuts", num_warmup=400, num_samples=800, key=1)
+    kw = dict(method="nuts", num_warmup=200, num_samples=400, key=1)
     indep = predict_fast(beta, acc, **kw)
     pooled = predict_fast(beta, acc, hierarchical=True, **kw)
     assert set(pooled.details) >= {"alpha", "mu", "tau", "coef", "mcmc"}
     assert "lambda" not in pooled.details
-    assert pooled.details["mu"].shape == (800, 1)  # only the slope is pooled (flat intercept)
+    assert pooled.details["mu"].shape == (400, 1)  # only the slope is pooled (flat intercept)
     spread = lambda o: np.std(o.details["coef"][:, 1])  # noqa: E731
     assert spread(pooled) < spread(indep)
     for out in (indep, pooled):
-        assert out.samples.shape == (800, 5)
+        assert out.samples.shape == (400, 5)
         np.testing.assert_allclose(out.prob_best().sum(), 1.0)
         assert np.all(out.lower < out.mean) and np.all(out.mean < out.upper)
 

@@ -122,7 +122,7 @@ def test_the_cli_selects_your_own_models_from_a_file(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_own_models_example_runs(capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["own_models.py", "--full-epochs", "7"])  # the README's run uses 10
+    monkeypatch.setattr(sys, "argv", ["own_models.py", "--full-epochs", "3"])  # the README's run uses 10
     runpy.run_path(str(EXAMPLES / "own_models.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "chosen" in out and "regret" in out
