@@ -56,7 +56,7 @@ from capjax.base.validation import CapjaxInputError
 from capjax.bayes.decision import prob_best
 from capjax.bayes.regression import log_evidence, regression_draws
 from capjax.selection.policies import Outcome, fitted_pool
-from capjax.selection.view import View
+from capjax.selection.view import View, smallest_epochs
 
 LOGIT_EPS = 1e-3
 """Accuracies are clipped to [LOGIT_EPS, 1 - LOGIT_EPS] before the logit."""
@@ -360,9 +360,9 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
     from ``rng``, default seeded by ``seed``) where it does; the others stay untrained. Who
     survives each rung is the joint posterior's choice (:func:`survivors`), not the rank of
     current accuracy. The smallest budget that works is two candidates one epoch each and
-    the better to the end, ``(full + 1) / (N full)``. ``features`` are groups of :data:`FEATURES`, ``"curve"``
-    first; the others are the ablations of the policy benchmark. The outcome carries the
-    last posterior's draws and P(best) after every rung.
+    the better to the end (:func:`~capjax.selection.view.smallest_epochs`). ``features`` are
+    groups of :data:`FEATURES`, ``"curve"`` first; the others are the ablations of the policy
+    benchmark. The outcome carries the last posterior's draws and P(best) after every rung.
     """
     if not features or features[0] != "curve" or not set(features) <= set(FEATURES):
         raise CapjaxInputError(f"features={features!r}: start with 'curve', then any of {sorted(FEATURES)[1:]}")
@@ -370,7 +370,7 @@ def engine(view: View, budget: float, rng: np.random.Generator | None = None,
     total = budget * view.full_cost
     fitted = fitted_pool(n, full, view.epoch_budget(budget))
     if fitted is None:
-        needs = view.epochs_fraction(full + min(n, 2) - 1)
+        needs = view.epochs_fraction(smallest_epochs(n, full))
         return Outcome("capjax", None, 0.0, view.paid.copy(), f"capjax needs a budget of at least {needs:.1%} here")
     pool, plan = fitted
     rng = np.random.default_rng(seed) if rng is None else rng

@@ -152,8 +152,9 @@ def fitted_pool(n: int, full: int, room: float, eta: int = ETA) -> tuple[int, li
 
     ``m = n`` wherever halving fits the whole pool. Below that (5% of 60 candidates of 30
     epochs) the pool shrinks, as in Hyperband's most exploratory bracket, rather than the
-    rungs: depth on a random part of the pool beats one epoch of everyone. The smallest
-    budget of all is two candidates one epoch each and the better to the end, ``full + 1``.
+    rungs: on the policy benchmark, depth on a random part of the pool did better than one
+    epoch of everyone. The smallest budget of all is two candidates one epoch each and the
+    better to the end, ``full + 1`` candidate-epochs.
     """
     for m in range(n, min(n, 2) - 1, -1):
         plan = _widest_plan(m, full, room, eta)

@@ -204,11 +204,14 @@ class PaidView(View):
         return self._full.array("test_acc", self.full_epochs)[:, -1]
 
 
-def smallest_budget(n_candidates: int, full_epochs: int) -> float:
-    """The smallest compute fraction that selects at all: two candidates one epoch each, the
-    better to the end (:func:`~capjax.selection.policies.fitted_pool`).
+def smallest_epochs(n_candidates: int, full_epochs: int) -> int:
+    """Candidate-epochs of the smallest selection: two candidates one epoch each, the better to
+    the end, ``full + 1`` (:func:`~capjax.selection.policies.fitted_pool`); ``full`` for a
+    single candidate."""
+    return full_epochs + min(n_candidates, 2) - 1
 
-    ``(full + 1) / (N * full)`` in candidate-epochs (``1`` for a single candidate); 8.6% for
-    12 candidates of 30 epochs.
-    """
-    return (full_epochs + min(n_candidates, 2) - 1) / (n_candidates * full_epochs)
+
+def smallest_budget(n_candidates: int, full_epochs: int) -> float:
+    """The smallest compute fraction that selects at all, :func:`smallest_epochs` over ``N full``:
+    ``(full + 1) / (N * full)``, 8.6% for 12 candidates of 30 epochs."""
+    return smallest_epochs(n_candidates, full_epochs) / (n_candidates * full_epochs)

@@ -42,7 +42,7 @@ from capjax.scoring.metrics import score_predictor
 from capjax.selection import POLICIES, PaidView, capjax_engine
 from capjax.selection.engine import FEATURES, NUM_DRAWS, test_draws
 from capjax.selection.policies import halving_cost
-from capjax.selection.view import View
+from capjax.selection.view import View, smallest_epochs
 from capjax.training.checkpoints import trained_params
 from capjax.training.own import is_own, own_candidates
 from capjax.training.pretrain import data_fingerprint
@@ -110,7 +110,7 @@ def _sweep_options(needs: Needs | None, features: tuple[str, ...]) -> dict[str, 
 def smallest_budget_error(view: View, budget: float) -> None:
     """A one-line error when ``budget`` cannot pay for two candidates' first epoch and one finish."""
     n, full = len(view), view.full_epochs
-    smallest = view.epochs_fraction(full + min(n, 2) - 1)
+    smallest = view.epochs_fraction(smallest_epochs(n, full))
     if budget < smallest - 1e-12:
         what = ("its one candidate to the end" if n == 1 else "two candidates one epoch each, then the better "
                 f"to the end, (full + 1) / (N x full) = ({full} + 1) / ({n} x {full})")
