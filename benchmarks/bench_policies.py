@@ -143,9 +143,11 @@ def simulate(path: Path, budgets=BUDGETS) -> list[dict]:
             # theirs, so that the ablations are paired on the same pools and the engine's
             # pool below halving's budget is Hyperband's first bracket
             stream = "pool" if name in ENGINES or name == "hyperband" else name
-            draws = [_one_draw(policy, PlanLog(sweep, full), budget,
+            view = PlanLog(sweep, full)
+            views = [view] + [PlanLog(sweep, full) for _ in range(DRAWS - 1 if _randomized(name, view, budget) else 0)]
+            draws = [_one_draw(policy, v, budget,
                                np.random.default_rng(zlib.crc32(f"{run}/{stream}/{budget}/{d}".encode())))
-                     for d in range(DRAWS if _randomized(name, PlanLog(sweep, full), budget) else 1)]
+                     for d, v in enumerate(views)]
             first = draws[0]
             row = {"run": run, "budget": budget, "policy": name, "chosen": first["chosen"],
                    "regret": None if first["regret"] is None else float(np.mean([d["regret"] for d in draws])),

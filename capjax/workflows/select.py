@@ -132,8 +132,7 @@ def _by_engine(view: View, budget: float, features: tuple[str, ...], p_best_stop
         raise CapjaxInputError(f"the selection could not finish: {out.reason}; check the failed candidates' reasons")
     # left out of a small budget's pool: its forecast is the pool's, not its own
     notes = {int(c): "not trained: the pool's forecast" for c in np.flatnonzero(out.epochs == 0)}
-    return {"chosen": out.chosen, **_measured_columns(view, out.draws, seed), "rounds": out.rounds, "notes": notes,
-            "halving_budget": view.epochs_fraction(halving_cost(len(view), view.full_epochs))}
+    return {"chosen": out.chosen, **_measured_columns(view, out.draws, seed), "rounds": out.rounds, "notes": notes}
 
 
 def _by_predictor(view: View, predictor: str, needs: Needs, budget: float, seed: int) -> dict[str, Any]:
@@ -161,7 +160,7 @@ def _by_predictor(view: View, predictor: str, needs: Needs, budget: float, seed:
     measured = _measured_columns(view, np.full((NUM_DRAWS, 1), view.val_acc(full, [chosen])[0]), seed)
     mean[chosen], lower[chosen], upper[chosen] = (measured[key][0] for key in ("mean", "lower", "upper"))
     return {"chosen": chosen, "mean": mean, "lower": lower, "upper": upper, "samples": forecast.samples, "rounds": (),
-            "notes": notes, "early_epochs": epochs}
+            "notes": notes}
 
 
 def _candidates(candidates: Any, dataset: Any, data: Any, n: int | None, seed: int,
@@ -363,8 +362,8 @@ def _decide(view: LiveView, candidates: list[Candidate], dataset: Dataset, predi
         "rounds": [{"fraction": f, "p_best": p} for f, p in decision["rounds"]],
         # the policy's own time between rounds against the rounds' training (after the first)
         "round_seconds": {"deciding": deciding, "training": training},
-        # the engine's: below this budget it trains only part of the pool
-        **({"halving_budget": decision["halving_budget"]} if "halving_budget" in decision else {}),
+        # below this budget the engine trains only part of the pool
+        "halving_budget": view.epochs_fraction(halving_cost(len(view), full_epochs)),
     }
     # what the selection saw, before verify trains the rest
     records = {name: {field: [json_number(view.read(field, e, [c])[0]) for e in range(epochs[c] + 1)]
